@@ -1,0 +1,3 @@
+from lakeml.cli.main import app
+
+app()

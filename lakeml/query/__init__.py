@@ -1,0 +1,1 @@
+"""Query layer: DuckDB over the lakeml Iceberg tables (views from sql/)."""

@@ -1,0 +1,1 @@
+"""Storage layer: catalog access, table contracts, the committer and artifacts."""

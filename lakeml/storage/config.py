@@ -1,0 +1,132 @@
+"""Resolve where the lake lives: the embedded default or a pyiceberg catalog profile.
+
+Resolution order for :func:`resolve`:
+
+1. an explicit ``catalog=`` name, else the ``LAKEML_CATALOG`` environment variable:
+   a pyiceberg catalog whose properties come from pyiceberg's own config
+   (``~/.pyiceberg.yaml``, ``PYICEBERG_CATALOG__<NAME>__<KEY>``), merged with
+   the keyword properties given;
+2. explicit catalog properties (``uri=...``, ``type=...``);
+3. the embedded default: a warehouse folder (``LAKEML_WAREHOUSE``, else
+   ``./lakeml-warehouse``) with pyiceberg's SQLite catalog in it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from lakeml.errors import ConfigError
+
+ENV_CATALOG = "LAKEML_CATALOG"
+ENV_WAREHOUSE = "LAKEML_WAREHOUSE"
+DEFAULT_WAREHOUSE_DIR = "lakeml-warehouse"
+
+# pyiceberg's own property keys, reused as they are.
+S3_ENDPOINT = "s3.endpoint"
+S3_ACCESS_KEY_ID = "s3.access-key-id"
+S3_SECRET_ACCESS_KEY = "s3.secret-access-key"
+S3_SESSION_TOKEN = "s3.session-token"
+S3_REGION = "s3.region"
+S3_PATH_STYLE = "s3.path-style-access"
+WAREHOUSE = "warehouse"
+# lakeml's keys live in the same property bag, under "lakeml.".
+LAKEML_NAMESPACE = "lakeml.namespace"
+LAKEML_ARTIFACT_ROOT = "lakeml.artifact-root"
+LAKEML_SPOOL_DIR = "lakeml.spool-dir"
+
+
+@dataclass(frozen=True)
+class LakeConfig:
+    """Everything needed to open the lake; safe to log (secrets are masked by :meth:`describe`)."""
+
+    catalog_name: str
+    properties: dict[str, str]
+    namespace: str
+    artifact_root: str
+    embedded: bool = False
+    warehouse_dir: str | None = None  # local folder of the embedded default
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def warehouse(self) -> str | None:
+        return self.properties.get(WAREHOUSE)
+
+    def describe(self) -> dict[str, str]:
+        """The resolved configuration with secrets masked, for ``lakeml doctor``."""
+        out = {"catalog": self.catalog_name, "namespace": self.namespace,
+               "artifact_root": self.artifact_root, "embedded": str(self.embedded).lower()}
+        for k, v in sorted(self.properties.items()):
+            secret = any(s in k for s in ("secret", "password", "token", "credential"))
+            out[k] = "****" if secret and v else v
+        return out
+
+    def s3_options(self) -> dict[str, str]:
+        return {k: v for k, v in self.properties.items() if k.startswith("s3.")}
+
+
+def _local_uri(path: Path) -> str:
+    return path.resolve().as_uri()
+
+
+def embedded(warehouse_dir: str | os.PathLike | None = None, *, namespace: str | None = None) -> LakeConfig:
+    """The zero-config default: a local folder with a SQLite catalog inside."""
+    root = Path(warehouse_dir or os.environ.get(ENV_WAREHOUSE) or DEFAULT_WAREHOUSE_DIR).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    props = {"type": "sql", "uri": f"sqlite:///{root / 'catalog.db'}", WAREHOUSE: _local_uri(root)}
+    ns = namespace or _default_namespace()
+    return LakeConfig(catalog_name="lakeml", properties=props, namespace=ns,
+                      artifact_root=f"{_local_uri(root)}/{ns}/artifacts", embedded=True,
+                      warehouse_dir=str(root))
+
+
+def _default_namespace() -> str:
+    from lakeml.storage.contract import default_namespace
+
+    return default_namespace()
+
+
+def resolve(catalog: str | None = None, *, warehouse: str | os.PathLike | None = None,
+            namespace: str | None = None, **properties: str) -> LakeConfig:
+    """Resolve a :class:`LakeConfig` from arguments, environment and pyiceberg config."""
+    name = catalog or os.environ.get(ENV_CATALOG)
+    props = {k.replace("__", "."): str(v) for k, v in properties.items() if v is not None}
+    if not name and not props:
+        if warehouse is not None and "://" in str(warehouse) and not str(warehouse).startswith("file://"):
+            raise ConfigError(
+                f"warehouse={warehouse!r} is remote but no catalog was named; pass catalog='<name>' with a "
+                "pyiceberg profile, or uri=... for a SQL catalog")
+        wdir = urlparse(str(warehouse)).path if str(warehouse or "").startswith("file://") else warehouse
+        return embedded(wdir, namespace=namespace)
+    if name:
+        from pyiceberg.utils.config import Config
+
+        found = Config().get_catalog_config(name) or {}
+        if not found and not props:
+            raise ConfigError(
+                f"catalog {name!r} is not configured: add it under 'catalog:' in ~/.pyiceberg.yaml or set "
+                f"PYICEBERG_CATALOG__{name.upper()}__URI (see catalog/profiles/ for examples)")
+        merged = {str(k): str(v) for k, v in found.items()}
+        merged.update(props)
+        props = merged
+    else:
+        name = "lakeml"
+    if warehouse is not None:
+        props[WAREHOUSE] = str(warehouse)
+    ns = namespace or props.get(LAKEML_NAMESPACE) or _default_namespace()
+    return LakeConfig(catalog_name=name, properties=props, namespace=ns, artifact_root=_artifact_root(props, ns))
+
+
+def _artifact_root(props: dict[str, str], namespace: str) -> str:
+    if root := props.get(LAKEML_ARTIFACT_ROOT):
+        return root.rstrip("/")
+    wh = props.get(WAREHOUSE, "")
+    if "://" in wh:
+        return f"{wh.rstrip('/')}/{namespace}/artifacts"
+    if wh.startswith("/"):
+        return f"{Path(wh).resolve().as_uri()}/{namespace}/artifacts"
+    raise ConfigError(
+        f"cannot place artifacts: the catalog's warehouse {wh!r} is not a URI; set "
+        f"'{LAKEML_ARTIFACT_ROOT}' (e.g. s3://bucket/lakeml/artifacts) in the catalog profile")
