@@ -53,6 +53,10 @@ _LAZY = {
     "log_model": "lakeml.client.fluent_models",
     "load_model": "lakeml.client.fluent_models",
     "log_checkpoint": "lakeml.client.fluent_models",
+    "load_checkpoint": "lakeml.client.fluent_models",
+    "register_model": "lakeml.client.fluent_models",
+    "infer_signature": "lakeml.client.fluent_models",
+    "ModelSignature": "lakeml.client.fluent_models",
 }
 
 

@@ -22,6 +22,8 @@ class RunStatus(str, Enum):
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, _Record):
+        return value.to_dict()
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Enum):

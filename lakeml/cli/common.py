@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import os
 import sys
 from enum import Enum
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import typer
 
 from lakeml.errors import LakemlError
+
+DEBUG_ENV = "LAKEML_DEBUG"  # set to 1 to see the full traceback of a failing command
 
 
 class Output(str, Enum):
@@ -19,66 +23,116 @@ class Output(str, Enum):
 
 
 OutputOpt = typer.Option(Output.text, "--output", "-o", help="text (a readable table) or json")
-CatalogOpt = typer.Option(None, "--catalog", "-c", envvar="LAKEML_CATALOG",
+CatalogOpt = typer.Option(None, "--catalog", "-c", envvar="LAKEML_CATALOG", show_envvar=True,
                           help="pyiceberg catalog name (default: the embedded warehouse)")
-WarehouseOpt = typer.Option(None, "--warehouse", "-w", envvar="LAKEML_WAREHOUSE",
-                            help="local warehouse folder of the embedded default")
+# No envvar here on purpose: the embedded default reads $LAKEML_WAREHOUSE itself, and a warehouse
+# from the environment must not override the warehouse of a named catalog.
+WarehouseOpt = typer.Option(None, "--warehouse", "-w",
+                            help="warehouse folder of the embedded default "
+                                 "[default: $LAKEML_WAREHOUSE or ./lakeml-warehouse]")
 
 
-def open_lake(catalog: str | None, warehouse: str | None):
+def open_lake(catalog: str | None, warehouse: str | None, **kwargs: Any):
+    """Connect as the library would; ``catalog``/``warehouse`` override the environment."""
     from lakeml.client.lake import connect
 
-    return connect(catalog, warehouse=warehouse) if catalog else connect(warehouse=warehouse)
+    if warehouse is not None:
+        kwargs["warehouse"] = warehouse
+    return connect(catalog, **kwargs)
 
 
 def fail(message: str, code: int = 1) -> None:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    """Print ``error: message`` on stderr (one line) and exit with ``code``."""
+    line = " ".join(str(message).split())  # one line, whatever the message held
+    typer.secho(f"error: {line}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
 
 
 def handle_errors(fn: Callable) -> Callable:
-    """Turn lakeml errors into one clear line on stderr and exit code 1 (no traceback)."""
+    """Turn any error into one clear line on stderr and exit code 1 (no traceback).
+
+    Set ``LAKEML_DEBUG=1`` to let the traceback through when hunting a bug.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort, typer.BadParameter):
+        except (typer.Exit, typer.Abort, typer.BadParameter, SystemExit):
             raise
-        except LakemlError as e:
-            fail(f"{type(e).__name__}: {e}")
-        except (OSError, ValueError) as e:
-            fail(f"{type(e).__name__}: {e}")
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except Exception as e:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            if isinstance(e, LakemlError):
+                fail(f"{type(e).__name__}: {e}")
+            fail(f"{type(e).__name__}: {e} (unexpected; rerun with {DEBUG_ENV}=1 for the traceback)")
 
     return wrapper
 
 
-def _cell(v: Any) -> str:
+def jsonable(value: Any) -> Any:
+    """A JSON-ready copy of ``value`` (datetimes as ISO strings, NaN/inf as strings)."""
+    from lakeml.entities import _jsonable
+
+    if hasattr(value, "to_dict") and not isinstance(value, Mapping):
+        value = value.to_dict()
+    return _jsonable(value)
+
+
+def print_json(value: Any) -> None:
+    json.dump(jsonable(value), sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def cell(v: Any) -> str:
+    """One value as table text."""
     if v is None:
         return ""
     if isinstance(v, float):
-        return f"{v:.6g}"
+        return f"{v:.6g}" if math.isfinite(v) else str(v)
     if hasattr(v, "isoformat"):
         return v.isoformat(sep=" ", timespec="seconds")
+    if isinstance(v, Mapping):
+        return ", ".join(f"{k}={cell(x)}" for k, x in v.items())
+    if isinstance(v, Enum):
+        return str(v.value)
     return str(v)
 
 
+def table_lines(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
+    """An aligned text table: a header, a rule, one line per row."""
+    cells = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return lines
+
+
 def emit(rows: Iterable[dict[str, Any]], output: Output, columns: list[str] | None = None) -> None:
-    """Print rows as an aligned text table or as a JSON array."""
+    """Print rows as an aligned text table or as a JSON array (JSON keeps every field)."""
     rows = list(rows)
     if output == Output.json:
-        from lakeml.entities import _jsonable
-
-        json.dump([_jsonable(r) for r in rows], sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        print_json(rows)
         return
     if not rows:
         typer.echo("(none)")
         return
-    cols = columns or list(rows[0].keys())
-    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    typer.echo("  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip())
-    typer.echo("  ".join("-" * w for w in widths))
-    for row in cells:
-        typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    for line in table_lines(rows, columns or list(rows[0].keys())):
+        typer.echo(line)
+
+
+def emit_mapping(title: str, values: Mapping[str, Any]) -> None:
+    """Print a titled ``key  value`` block (text output only)."""
+    typer.secho(title, bold=True)
+    if not values:
+        typer.echo("  (none)")
+        return
+    width = max(len(str(k)) for k in values)
+    for k, v in values.items():
+        typer.echo(f"  {str(k).ljust(width)}  {cell(v)}")
+
+
+_cell = cell  # older name, kept for modules written against it

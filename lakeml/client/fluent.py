@@ -86,7 +86,9 @@ def _install_sigterm() -> None:
     try:
         if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
             def _on_term(signum, frame):  # pragma: no cover - exercised in a subprocess test
-                raise RunTerminated(128 + signum)
+                exc = RunTerminated(128 + signum)
+                _last_exc.append(exc)  # SystemExit skips sys.excepthook; the exit handler must see it
+                raise exc
             signal.signal(signal.SIGTERM, _on_term)
     except (ValueError, OSError):  # pragma: no cover - not the main interpreter
         return
@@ -98,8 +100,8 @@ def start_run(experiment: str | None = None, run_name: str | None = None, *, tag
               lake: Any = None) -> ActiveRun:
     """Start (or resume, with ``run_id``) a run and make it active.
 
-    ``experiment`` defaults to ``$LAKEML_EXPERIMENT`` or "Default". With an active run,
-    pass ``nested=True`` to start a child run.
+    ``experiment`` defaults to the parent's (nested runs), else ``$LAKEML_EXPERIMENT``, else
+    "Default". With an active run, pass ``nested=True`` to start a child run.
     """
     lake = lake or get_lake()
     with _lock:
@@ -111,8 +113,9 @@ def start_run(experiment: str | None = None, run_name: str | None = None, *, tag
             info = lake.get_run(run_id)
             lake._state(run_id)
         else:
-            exp = experiment or os.environ.get("LAKEML_EXPERIMENT") or "Default"
             parent_id = parent_run_id or (parent.id if (parent is not None and nested) else None)
+            inherited = parent.info.experiment_name if (parent is not None and parent_id == parent.id) else None
+            exp = experiment or inherited or os.environ.get("LAKEML_EXPERIMENT") or "Default"
             info = lake.create_run(exp, run_name=run_name, tags=tags, parent_run_id=parent_id)
         active = ActiveRun(lake, info)
         _stack.append(active)

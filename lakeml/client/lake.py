@@ -24,6 +24,7 @@ from lakeml.storage.committer import Committer
 from lakeml.storage.config import LakeConfig, resolve
 from lakeml.storage.tables import TableStore
 from lakeml.client import runinfo
+from lakeml.client.columns import is_columnar, metric_table
 from lakeml.client.health_api import HealthMixin
 from lakeml.client.registry_api import RegistryMixin
 from lakeml.client.sql_api import SqlMixin
@@ -250,11 +251,20 @@ class Lake(SqlMixin, RegistryMixin, HealthMixin):
         self._state(run_id)
         self._buf["tags"].add((run_id, v.validate_key(key, "tag"), None, self.clock(), True))
 
-    def log_batch(self, run_id: str, metrics: Iterable[Metric] = (), params: Iterable[Param] = (),
+    def log_batch(self, run_id: str, metrics: Iterable[Metric] | Any = (), params: Iterable[Param] = (),
                   tags: Iterable[RunTag] = ()) -> None:
-        """The one write path for params, tags and metric lists. Validates everything before buffering."""
+        """The one write path for params, tags and metric lists. Validates everything before buffering.
+
+        ``metrics`` may also be columnar (the fast path for whole series): a dict of columns
+        ``{"key": "loss", "value": values, "step": steps}`` or a pyarrow/polars/pandas table with
+        columns key, value, step and timestamp (ms); see :mod:`lakeml.client.columns`.
+        """
         st = self._state(run_id)
         now = self.clock()
+        m_table = None
+        if is_columnar(metrics):
+            m_table = metric_table(run_id, metrics, now, self.store.contracts["metrics"].arrow_schema())
+            metrics = ()
         p_rows, t_rows, m_rows = [], [], []
         new_params: dict[str, str] = {}
         for p in params:
@@ -283,6 +293,8 @@ class Lake(SqlMixin, RegistryMixin, HealthMixin):
             self._buf["tags"].extend(t_rows)
         if m_rows:
             self._buf["metrics"].extend(m_rows)
+        if m_table is not None and m_table.num_rows:
+            self._buf["metrics"].add_arrow(m_table)
 
     # -- lineage ------------------------------------------------------------------------------
     def log_input(self, run_id: str, *, table: str | None = None, path: str | os.PathLike | None = None,

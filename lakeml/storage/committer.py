@@ -43,11 +43,13 @@ _LIVE: "weakref.WeakSet[Committer]" = weakref.WeakSet()
 class RowBuffer:
     """A thread-safe list of row tuples for one table, in contract column order."""
 
-    __slots__ = ("table", "rows", "lock", "_wake", "_limit")
+    __slots__ = ("table", "rows", "lock", "_wake", "_limit", "chunks", "_chunk_rows")
 
     def __init__(self, table: str, wake: threading.Event, limit: int):
         self.table = table
         self.rows: list[tuple] = []
+        self.chunks: list[Any] = []  # Arrow tables in the contract schema (columnar fast path)
+        self._chunk_rows = 0
         self.lock = threading.Lock()
         self._wake = wake
         self._limit = limit
@@ -64,13 +66,26 @@ class RowBuffer:
             if len(self.rows) >= self._limit:
                 self._wake.set()
 
+    def add_arrow(self, data: "pa.Table") -> None:
+        """Append an Arrow table already in the contract's schema (no per-row Python work)."""
+        with self.lock:
+            self.chunks.append(data)
+            self._chunk_rows += data.num_rows
+            if len(self.rows) + self._chunk_rows >= self._limit:
+                self._wake.set()
+
     def take(self) -> list[tuple]:
         with self.lock:
             rows, self.rows = self.rows, []
         return rows
 
+    def take_arrow(self) -> list["pa.Table"]:
+        with self.lock:
+            chunks, self.chunks, self._chunk_rows = self.chunks, [], 0
+        return chunks
+
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.rows) + self._chunk_rows
 
 
 @dataclass
@@ -187,9 +202,9 @@ class Committer:
         with self._buffers_lock:
             buffers = list(self._buffers.values())
         for buf in buffers:
-            rows = buf.take()
-            if rows:
-                batch = Batch(buf.table, self._to_arrow(buf.table, rows))
+            rows, chunks = buf.take(), buf.take_arrow()
+            if rows or chunks:
+                batch = Batch(buf.table, self._to_arrow(buf.table, rows, chunks))
                 if self.spool is not None:
                     self.spool.write(batch)
                 self._pending.append(batch)
@@ -200,11 +215,13 @@ class Committer:
             self._pending.append(batch)
         self._ensure_thread()
 
-    def _to_arrow(self, table: str, rows: list[tuple]) -> "pa.Table":
-        return rows_to_arrow(self.store.contracts[table], rows, sort=self.sort)
+    def _to_arrow(self, table: str, rows: list[tuple], chunks: list["pa.Table"] = ()) -> "pa.Table":
+        return rows_to_arrow(self.store.contracts[table], rows, sort=self.sort, chunks=chunks)
 
     def _commit(self, batch: Batch, deadline_s: float) -> None:
         from pyiceberg.exceptions import CommitFailedException
+
+        from lakeml.storage.tables import append
 
         start = time.monotonic()
         stop_at = start + deadline_s
@@ -217,7 +234,7 @@ class Committer:
                 if uncertain and is_committed(tbl, batch.batch_id):
                     self.stats.duplicates_avoided += 1
                     break
-                tbl.append(batch.data, snapshot_properties={BATCH_ID: batch.batch_id, WRITER: self._writer})
+                append(tbl, batch.data, {BATCH_ID: batch.batch_id, WRITER: self._writer})
                 break
             except CommitFailedException as e:
                 err: BaseException = e
@@ -267,22 +284,47 @@ def is_committed(tbl: Any, batch_id: str, lookback: int = 200) -> bool:
     return any(s.summary is not None and s.summary.get(BATCH_ID) == batch_id for s in reversed(snaps))
 
 
-def rows_to_arrow(contract: Any, rows: list[tuple], *, sort: bool = True) -> "pa.Table":
-    """Build an Arrow table in the contract's schema from row tuples (timestamps as int µs)."""
+def rows_to_arrow(contract: Any, rows: list[tuple], *, sort: bool = True, chunks: Any = ()) -> "pa.Table":
+    """Build an Arrow table in the contract's schema from row tuples (timestamps as int µs),
+    plus ``chunks`` (Arrow tables already in that schema); sorted by the contract's sort order."""
     import pyarrow as pa
 
     schema = contract.arrow_schema()
-    cols = list(zip(*rows)) if rows else [[] for _ in schema]
-    arrays = []
-    for fld, col in zip(schema, cols):
-        if pa.types.is_timestamp(fld.type):
-            arrays.append(pa.array(col, pa.int64()).cast(fld.type))
-        else:
-            arrays.append(pa.array(col, fld.type))
-    data = pa.Table.from_arrays(arrays, schema=schema)
-    if sort and contract.sort and data.num_rows > 1:
+    parts = list(chunks)
+    if rows or not parts:
+        # One list comprehension per column: cheaper than zip(*rows), which builds huge GC-tracked tuples.
+        arrays = [pa.array([r[i] for r in rows], fld.type) for i, fld in enumerate(schema)]
+        parts.insert(0, pa.Table.from_arrays(arrays, schema=schema))
+    data = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+    if sort and contract.sort and data.num_rows > 1 and not is_sorted(data, contract.sort):
         data = data.sort_by([(c, "ascending") for c in contract.sort])
     return data
+
+
+def is_sorted(data: "pa.Table", columns: Any) -> bool:
+    """True if ``data`` is already in ascending order of ``columns`` (nulls count as unsorted).
+
+    A few vectorised comparisons, much cheaper than a sort of a table that is usually sorted
+    (one run logging one metric step after step)."""
+    import pyarrow.compute as pc
+
+    n = data.num_rows
+    tie = None  # rows i whose earlier sort columns equal those of row i+1
+    for name in columns:
+        col = data.column(name)
+        if col.null_count:
+            return False
+        a, b = col.slice(0, n - 1), col.slice(1)
+        worse = pc.greater(a, b)
+        if tie is not None:
+            worse = pc.and_(worse, tie)
+        if pc.any(worse).as_py():
+            return False
+        eq = pc.equal(a, b)
+        tie = eq if tie is None else pc.and_(tie, eq)
+        if not pc.any(tie).as_py():
+            return True
+    return True
 
 
 @atexit.register

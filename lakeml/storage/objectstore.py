@@ -8,24 +8,24 @@ from urllib.parse import urlparse
 from lakeml.errors import ConfigError
 
 
-def filesystem(uri: str, props: dict[str, str], *, timeout: float = 10.0) -> tuple[Any, str]:
-    """Return ``(pyarrow FileSystem, path inside it)`` for ``uri``."""
+def filesystem(uri: str, props: dict[str, str], *, timeout: float = 10.0, attempts: int = 5) -> tuple[Any, str]:
+    """Return ``(pyarrow FileSystem, path inside it)`` for ``uri`` (S3: ``attempts`` tries per request)."""
     from pyarrow import fs as pafs
 
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return pafs.LocalFileSystem(), parsed.path if parsed.scheme else uri
     if parsed.scheme in ("s3", "s3a", "s3n"):
-        return s3_filesystem(props, timeout=timeout), f"{parsed.netloc}{parsed.path}"
+        return s3_filesystem(props, timeout=timeout, attempts=attempts), f"{parsed.netloc}{parsed.path}"
     raise ConfigError(f"unsupported storage URI {uri!r}: use file:// or s3:// (MinIO, SeaweedFS, AWS)")
 
 
-def s3_filesystem(props: dict[str, str], *, timeout: float = 10.0) -> Any:
+def s3_filesystem(props: dict[str, str], *, timeout: float = 10.0, attempts: int = 5) -> Any:
     from pyarrow import fs as pafs
 
     kwargs: dict[str, Any] = {
         "connect_timeout": timeout, "request_timeout": timeout,
-        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=5),
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=attempts),
     }
     if endpoint := props.get("s3.endpoint"):
         ep = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from lakeml.errors import ConfigError, MissingDependencyError, NotFoundError, StorageError
 from lakeml.storage.config import LakeConfig
@@ -108,6 +109,34 @@ class TableStore:
         except Exception as e:
             raise StorageError(f"cannot open lakeml table {ident}: {type(e).__name__}: {e}. "
                                "Check the catalog and bucket with 'lakeml doctor'.") from e
+
+
+def append(tbl: "Table", data: Any, snapshot_properties: dict[str, str]) -> None:
+    """``tbl.append(data)`` without pyiceberg 0.12's deep copy of the whole table metadata on every
+    read of ``Transaction.table_metadata`` (about 20 per append, each costing O(snapshots))."""
+    with _cached_transaction_class()(tbl) as tx:
+        tx.append(data, snapshot_properties=snapshot_properties)
+
+
+@lru_cache(maxsize=1)
+def _cached_transaction_class() -> type:
+    from pyiceberg.table import Transaction
+    from pyiceberg.table.update import update_table_metadata
+
+    class CachedTransaction(Transaction):
+        """Computes the staged metadata once per (base metadata, staged updates); both are immutable."""
+
+        _lakeml_cache: tuple | None = None
+
+        @property
+        def table_metadata(self):  # type: ignore[override]
+            base, updates = self._table.metadata, self._updates
+            c = self._lakeml_cache
+            if c is None or c[0] is not base or c[1] is not updates:
+                c = self._lakeml_cache = (base, updates, update_table_metadata(base, updates))
+            return c[2]
+
+    return CachedTransaction
 
 
 def evolve(tbl: "Table", c: TableContract) -> "Table":

@@ -1,0 +1,53 @@
+"""pytest plugin: real S3 servers (see tests/servers.py) as fixtures.
+
+Load with ``pytest_plugins = ["tests.conftest_servers"]`` or ``-p tests.conftest_servers``.
+Session fixtures start one server per pytest(-xdist) worker process on free ports and stop it
+by pid at session end. Nothing is skipped: a missing moto or weed binary fails the test.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+
+import pytest
+
+from tests.servers import MotoServer, SeaweedServer, weed_binary
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A running :class:`~tests.servers.MotoServer` (S3 over HTTP at ``.endpoint``)."""
+    if importlib.util.find_spec("moto") is None:
+        pytest.fail("moto is not installed: pip install 'moto[server]'", pytrace=False)
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed_server():
+    """A running :class:`~tests.servers.SeaweedServer` (S3 + Iceberg REST) with table bucket ``warehouse``."""
+    try:
+        weed_binary()
+    except FileNotFoundError as e:
+        pytest.fail(str(e), pytrace=False)
+    server = SeaweedServer()
+    yield server
+    server.stop()
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+def s3_bucket(moto_server):
+    """``(moto_server, bucket_name)``: a fresh, empty bucket on moto for this test."""
+    yield moto_server, moto_server.create_bucket(_unique("t"))
+
+
+@pytest.fixture
+def seaweed_table_bucket(seaweed_server):
+    """``(seaweed_server, table_bucket)``: a fresh S3 Tables bucket for the REST catalog."""
+    yield seaweed_server, seaweed_server.create_table_bucket(_unique("tb"))

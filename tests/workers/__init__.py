@@ -1,0 +1,1 @@
+"""Helpers shared by the tracking tests and the scripts they run as subprocesses."""
