@@ -2,7 +2,8 @@
 
 Load with ``pytest_plugins = ["tests.conftest_servers"]`` or ``-p tests.conftest_servers``.
 Session fixtures start one server per pytest(-xdist) worker process on free ports and stop it
-by pid at session end. Nothing is skipped: a missing moto or weed binary fails the test.
+by pid at session end; their logs stay in pytest's basetemp. Nothing is skipped: a missing
+moto or weed binary fails the test with a clear message.
 """
 
 from __future__ import annotations
@@ -16,23 +17,23 @@ from tests.servers import MotoServer, SeaweedServer, weed_binary
 
 
 @pytest.fixture(scope="session")
-def moto_server():
+def moto_server(tmp_path_factory):
     """A running :class:`~tests.servers.MotoServer` (S3 over HTTP at ``.endpoint``)."""
     if importlib.util.find_spec("moto") is None:
         pytest.fail("moto is not installed: pip install 'moto[server]'", pytrace=False)
-    server = MotoServer()
+    server = MotoServer(base_dir=tmp_path_factory.mktemp("moto"))
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def seaweed_server():
-    """A running :class:`~tests.servers.SeaweedServer` (S3 + Iceberg REST) with table bucket ``warehouse``."""
+def seaweed_server(tmp_path_factory):
+    """A running :class:`~tests.servers.SeaweedServer`: S3 + Iceberg REST, table bucket ``warehouse``."""
     try:
         weed_binary()
     except FileNotFoundError as e:
         pytest.fail(str(e), pytrace=False)
-    server = SeaweedServer()
+    server = SeaweedServer(base_dir=tmp_path_factory.mktemp("seaweed"))
     yield server
     server.stop()
 

@@ -6,7 +6,9 @@
 
 Both start in a new session (process group), are polled over HTTP until they answer
 (no fixed sleeps) and are stopped by pid: SIGTERM to the group, then SIGKILL.
-Nothing here imports pytest; an ``atexit`` hook stops whatever is still running.
+Nothing here imports pytest; an ``atexit`` hook stops whatever is still running, and on
+Linux each server gets SIGTERM if the thread that started it dies (PR_SET_PDEATHSIG), so a
+SIGKILLed pytest leaves no servers behind -- start servers from a long-lived (main) thread.
 
 DuckDB recipes (verified with duckdb 1.5.5 and its ``duckdb-extension-*`` wheels),
 see :func:`duckdb_connect`, :func:`duckdb_s3_secret_sql` and :func:`duckdb_attach_sql`:
@@ -26,6 +28,7 @@ see :func:`duckdb_connect`, :func:`duckdb_s3_secret_sql` and :func:`duckdb_attac
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
 import shutil
 import signal
@@ -41,6 +44,18 @@ from pathlib import Path
 
 REGION = "us-east-1"
 _LIVE: set = set()  # servers not yet stopped, for the atexit safety net
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent thread dies (Linux), even by SIGKILL."""
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+try:
+    _LIBC = ctypes.CDLL(None) if sys.platform == "linux" else None
+except OSError:
+    _LIBC = None
 
 
 def free_port() -> int:
@@ -74,12 +89,30 @@ class _Process:
     """A server subprocess in its own session, logging to ``log_path``."""
 
     name = "server"
+    proc = None
+    dir: Path | None = None
+
+    def _make_dir(self, base_dir: str | Path | None) -> None:
+        """A fresh working directory; one made under ``base_dir`` is kept after :meth:`stop` (logs)."""
+        self._keep_dir = base_dir is not None
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=base_dir))
+
+    def _start_with_retries(self, start, attempts: int = 3) -> None:
+        """Call ``start()``; on an early exit (e.g. a port taken since free_port()) retry on new ports."""
+        for attempt in range(attempts):
+            try:
+                return start()
+            except RuntimeError:
+                self.stop()
+                if attempt == attempts - 1:
+                    raise
 
     def _spawn(self, cmd: list[str], log_path: Path, env: dict | None = None) -> None:
         self.log_path = log_path
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=env, start_new_session=True)
+                                         env=env, start_new_session=True,
+                                         preexec_fn=_die_with_parent if _LIBC is not None else None)
         self.pid = self.proc.pid
         _LIVE.add(self)
 
@@ -107,8 +140,9 @@ class _Process:
 
     def stop(self, timeout: float = 10) -> None:
         """SIGTERM the process group, then SIGKILL it if still alive after ``timeout`` s."""
-        proc = getattr(self, "proc", None)
+        proc = self.proc
         if proc is None:
+            self._remove_dir()
             return
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
             try:
@@ -126,6 +160,11 @@ class _Process:
             pass
         self.proc = None
         _LIVE.discard(self)
+        self._remove_dir()
+
+    def _remove_dir(self) -> None:
+        if self.dir is not None and not self._keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
         return self
@@ -157,13 +196,18 @@ class MotoServer(_Process):
     access_key = "testing"
     secret_key = "testing"
 
-    def __init__(self, port: int | None = None, timeout: float = 20) -> None:
-        self.port = port or free_port()
+    def __init__(self, base_dir: str | Path | None = None, timeout: float = 20) -> None:
+        self._start_with_retries(lambda: self._start(base_dir, timeout))
+
+    def _start(self, base_dir: str | Path | None, timeout: float) -> None:
+        t0 = time.monotonic()
+        self._make_dir(base_dir)
+        self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.workdir = Path(tempfile.mkdtemp(prefix="moto-"))
         self._spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                    self.workdir / "moto.log")
+                    self.dir / "moto.log")
         self._wait(lambda: _http_status(self.endpoint + "/moto-api/") is not None, time.monotonic() + timeout)
+        self.startup_seconds = time.monotonic() - t0
 
     def client(self, service: str = "s3"):
         """A boto3 client for this server (path-style, us-east-1)."""
@@ -176,10 +220,6 @@ class MotoServer(_Process):
     def props(self, bucket: str | None = None, prefix: str | None = None) -> dict[str, str]:
         """pyiceberg FileIO properties (``s3.*``) for this server; bucket/prefix are not needed."""
         return _s3_props(self.endpoint, self.access_key, self.secret_key)
-
-    def stop(self, timeout: float = 10) -> None:
-        super().stop(timeout)
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def weed_binary() -> str:
@@ -211,21 +251,15 @@ class SeaweedServer(_Process):
     name = "seaweedfs"
 
     def __init__(self, table_buckets: tuple[str, ...] = ("warehouse",), access_key: str = "lakeml",
-                 secret_key: str = "lakeml-secret", timeout: float = 30, attempts: int = 3) -> None:
+                 secret_key: str = "lakeml-secret", base_dir: str | Path | None = None,
+                 timeout: float = 30) -> None:
         self.access_key, self.secret_key = access_key, secret_key
         self.binary = weed_binary()
-        for attempt in range(attempts):  # a port taken between free_port() and bind(): retry
-            try:
-                self._start(table_buckets, timeout)
-                return
-            except RuntimeError:
-                self.stop()
-                if attempt == attempts - 1:
-                    raise
+        self._start_with_retries(lambda: self._start(table_buckets, base_dir, timeout))
 
-    def _start(self, table_buckets: tuple[str, ...], timeout: float) -> None:
+    def _start(self, table_buckets: tuple[str, ...], base_dir: str | Path | None, timeout: float) -> None:
         t0 = time.monotonic()
-        self.dir = Path(tempfile.mkdtemp(prefix="weed-"))
+        self._make_dir(base_dir)
         ports = {k: free_port() for k in ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
                                           "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc",
                                           "s3.port.iceberg")}
@@ -240,8 +274,7 @@ class SeaweedServer(_Process):
         args = [self.binary, "mini", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={self.dir}",
                 *(f"-{k}={v}" for k, v in ports.items()),
                 "-s3.port.lance=0", "-webdav=false", "-admin.ui=false", "-master.telemetry=false",
-                "-volume.preStopSeconds=0", f"-s3.localSocket={self.dir}/s3.sock",
-                f"-filer.localSocket={self.dir}/filer.sock"]
+                "-volume.preStopSeconds=0"]
         if table_buckets:
             args.append("-tableBucket=" + ",".join(table_buckets))
         env = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
@@ -281,15 +314,14 @@ class SeaweedServer(_Process):
         The ``s3.*`` keys are required: the catalog vends no endpoint or credentials.
         """
         return {"type": "rest", "uri": self.rest_uri, "credential": f"{self.access_key}:{self.secret_key}",
-                "oauth2-server-uri": f"{self.rest_uri}/v1/oauth/tokens", "prefix": table_bucket, "warehouse": f"s3://{table_bucket}", **self.props()}
+                "oauth2-server-uri": f"{self.rest_uri}/v1/oauth/tokens", "prefix": table_bucket,
+                "warehouse": f"s3://{table_bucket}", **self.props()}
 
     def stop(self, timeout: float = 15) -> None:
         super().stop(timeout)
         for port in getattr(self, "ports", {}).values():
-            for sock in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
+            for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
                 sock.unlink(missing_ok=True)
-        if getattr(self, "dir", None):
-            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # --- DuckDB -----------------------------------------------------------------------------

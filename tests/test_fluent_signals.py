@@ -28,27 +28,33 @@ CASES = {
 }
 
 
-def _start(lake, mode: str) -> subprocess.Popen:
+def _start(lake, mode: str, stderr) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "tests.workers.signal_worker", json.dumps(lake_spec(lake)), mode],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 @pytest.mark.parametrize("mode", list(CASES))
-def test_run_status_after_signal_or_crash(lake, mode):
+def test_run_status_after_signal_or_crash(lake, mode, tmp_path):
     sig, status, error = CASES[mode]
-    proc = _start(lake, mode)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("ready "), f"worker did not start: {line!r} {proc.stderr.read() if proc.poll() else ''}"
-        run_id = line.split()[1]
-        if sig is not None:
-            proc.send_signal(sig)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    with open(tmp_path / "stderr.txt", "w+") as errf:
+        proc = _start(lake, mode, errf)
+        try:
+            line = proc.stdout.readline()
+            assert line.startswith("ready "), f"worker did not start: {line!r}"
+            run_id = line.split()[1]
+            if sig is not None:
+                proc.send_signal(sig)
+            out = proc.stdout.read()  # until the worker exits (same buffer as readline: nothing skipped)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.stdout.close()
+        errf.seek(0)
+        err = errf.read()
     assert proc.returncode != 0, "a killed or crashed run must not exit 0"
+    assert "logged " in out, (out, err)
     logged = int(out.split("logged ")[1].split()[0])
     assert "Traceback" not in err or mode in ("raise-nowith", "sigint-wait", "sigint-self"), err
 

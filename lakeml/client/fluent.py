@@ -8,7 +8,6 @@ message is kept) or KILLED (Ctrl-C or SIGTERM).
 
 from __future__ import annotations
 
-import atexit
 import os
 import signal
 import sys
@@ -120,6 +119,9 @@ def start_run(experiment: str | None = None, run_name: str | None = None, *, tag
         active = ActiveRun(lake, info)
         _stack.append(active)
     _install_sigterm()
+    from lakeml.storage.committer import on_exit
+
+    on_exit(_end_active_runs_at_exit)
     return active
 
 
@@ -223,8 +225,8 @@ def _excepthook(tp, value, tb):  # remember why the interpreter is dying
 sys.excepthook = _excepthook
 
 
-@atexit.register
 def _end_active_runs_at_exit() -> None:
+    """End the runs still active when the interpreter exits (registered with the committer's exit flush)."""
     with _lock:
         pending = list(reversed(_stack))
     for a in pending:

@@ -132,11 +132,10 @@ class RegistryMixin:
         tags = _tags(tags, "version")
         description = _text(description, "description")
         if run_id is not None:
-            run = self.get_run(v.validate_run_id(run_id))
+            root = self.artifact_uri(v.validate_run_id(run_id))  # NotFoundError for an unknown run
             path = clean_artifact_path(artifact_path)
-            source_uri = f"{run.artifact_uri}/{path}" if path else run.artifact_uri
+            source_uri = f"{root}/{path}" if path else root
             store, rel = self.artifacts, path
-            root = run.artifact_uri
         elif source_uri is not None:
             path = None
             store, root, rel = ArtifactStore(source_uri, self.config.properties), source_uri, ""

@@ -112,10 +112,12 @@ class Ledger:
         self.store = store
         self.clock = clock
         self.deadline = deadline
-        self.stats = {"commits": 0, "conflicts": 0, "projection_commits": 0}
+        self.stats = {"commits": 0, "conflicts": 0, "seconds": 0.0, "projection_commits": 0,
+                      "projection_conflicts": 0, "projection_seconds": 0.0}
         self._lock = threading.RLock()
         self._fold_cache = _empty()
         self._ready = False
+        self._marks: dict[str, int] = {}  # projection table -> last event it is known to hold
         self._host = socket.gethostname()
 
     # -- reads --------------------------------------------------------------------------------
@@ -184,8 +186,9 @@ class Ledger:
         """
         from pyiceberg.exceptions import CommitFailedException
 
-        stop_at = time.monotonic() + (deadline if deadline is not None else self.deadline)
-        delay = 0.02
+        start = time.monotonic()
+        stop_at = start + (deadline if deadline is not None else self.deadline)
+        delay = 0.05
         unknown: list[tuple[str, Plan]] = []  # attempts whose outcome is unknown, by batch id
         with self._lock:
             while True:
@@ -214,12 +217,12 @@ class Ledger:
                     raise CommitError(f"could not commit a registry change to {self.store.identifier(EVENTS)} "
                                       f"({type(err).__name__}: {err}); nothing was changed unless it shows in "
                                       "'lakeml models show'. Check storage with 'lakeml doctor'.") from err
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 1.0)
+                time.sleep(random.uniform(0.2, 1.0) * delay)
+                delay = min(delay * 2, 2.0)
             self.stats["commits"] += 1
+            self.stats["seconds"] += time.monotonic() - start
             try:
-                self._fold(self._load(EVENTS))
-                self.sync()
+                self._sync(self._fold(tbl if landed is None else self._load(EVENTS)))
             except Exception as e:  # the ledger has it; projections catch up on the next change
                 log.warning("registry projections not caught up yet (%s: %s)", type(e).__name__, e)
         return plan.finish()
@@ -234,10 +237,20 @@ class Ledger:
     def sync(self) -> dict[str, int]:
         """Bring the projection tables up to the ledger; returns rows appended per table."""
         with self._lock:
-            fold = self._fold(self._load(EVENTS))
-            return {table: self._sync_one(table, entity, fold.events) for entity, table in PROJECTIONS.items()}
+            self._marks.clear()
+            return self._sync(self._fold(self._load(EVENTS)))
 
-    def _sync_one(self, table: str, entity: str, events: list[RegistryEvent]) -> int:
+    def _sync(self, fold: _Fold) -> dict[str, int]:
+        start = time.monotonic()
+        out = {}
+        for entity, table in PROJECTIONS.items():
+            pending = [e for e in fold.events if e.entity == entity and e.outcome == "applied"
+                       and e.event_seq > self._marks.get(table, 0)]
+            out[table] = self._sync_one(table, pending) if pending else 0
+        self.stats["projection_seconds"] += time.monotonic() - start
+        return out
+
+    def _sync_one(self, table: str, events: list[RegistryEvent]) -> int:
         from pyiceberg.exceptions import CommitFailedException
 
         contract = self.store.contracts[table]
@@ -245,7 +258,8 @@ class Ledger:
         for _ in range(50):
             tbl = self._load(table)
             done = applied_seq(tbl)
-            todo = [e for e in events if e.event_seq > done and e.entity == entity and e.outcome == "applied"]
+            self._marks[table] = max(self._marks.get(table, 0), done)
+            todo = [e for e in events if e.event_seq > done]
             if not todo:
                 return 0
             rows = [projection_row(contract.column_names, e) for e in todo]
@@ -253,9 +267,10 @@ class Ledger:
                 append(tbl, rows_to_arrow(contract, rows, sort=False),
                        {SEQ: str(todo[-1].event_seq), BATCH_ID: uuid.uuid4().hex})
                 self.stats["projection_commits"] += 1
+                self._marks[table] = todo[-1].event_seq
                 return len(rows)
-            except CommitFailedException:
-                pass  # someone else caught it up, or appended first: look again
+            except CommitFailedException:  # someone else caught it up, or appended first: look again
+                self.stats["projection_conflicts"] += 1
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 1.0)
         raise CommitError(f"could not catch up {self.store.identifier(table)} with the registry ledger")

@@ -327,8 +327,21 @@ def is_sorted(data: "pa.Table", columns: Any) -> bool:
     return True
 
 
-@atexit.register
+_BEFORE_EXIT_FLUSH: list[Callable[[], None]] = []
+
+
+def on_exit(fn: Callable[[], None]) -> None:
+    """Run ``fn`` at interpreter exit, just before the final flush (the fluent API ends its runs there)."""
+    if fn not in _BEFORE_EXIT_FLUSH:
+        _BEFORE_EXIT_FLUSH.append(fn)
+
+
 def _flush_all_at_exit() -> None:
+    for fn in list(_BEFORE_EXIT_FLUSH):
+        try:
+            fn()
+        except BaseException as e:  # pragma: no cover - reported, not raised, at exit
+            log.error("lakeml: exit hook %s failed: %s", getattr(fn, "__name__", fn), e)
     for c in list(_LIVE):
         if c._pid != os.getpid():
             continue
@@ -336,3 +349,22 @@ def _flush_all_at_exit() -> None:
             c.close(timeout=min(c.deadline, 30.0))
         except BaseException as e:  # pragma: no cover - reported, not raised, at exit
             log.error("lakeml: could not commit buffered rows at exit: %s", e)
+
+
+def _register_exit_flush() -> None:
+    """Flush at exit while pyiceberg can still write.
+
+    pyiceberg writes through ``concurrent.futures`` executors, which refuse new work once the
+    interpreter starts shutting down, before any ``atexit`` handler runs. Threading exit hooks run
+    in reverse order of registration, so one registered after ``concurrent.futures.thread`` has
+    registered its own runs first, while the executors still work.
+    """
+    import concurrent.futures.thread  # noqa: F401 - registers its shutdown hook before ours
+
+    try:
+        threading._register_atexit(_flush_all_at_exit)  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):  # pragma: no cover - other interpreters, or already exiting
+        atexit.register(_flush_all_at_exit)
+
+
+_register_exit_flush()
