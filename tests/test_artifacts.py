@@ -18,7 +18,8 @@ def _sha(data: bytes) -> str:
 
 
 def _recorded(lake, run_id: str) -> dict[str, dict]:
-    """The artifacts table rows of a run, read with plain pyiceberg."""
+    """The artifacts table rows of a run (after a flush), read with plain pyiceberg."""
+    lake.flush()
     tbl = plain_catalog(lake_spec(lake)).load_table("lakeml.artifacts")
     return {r["path"]: r for r in tbl.scan(row_filter=f"run_id == '{run_id}'").to_arrow().to_pylist()}
 

@@ -1,0 +1,201 @@
+"""In-memory DuckDB copies of the small lakeml tables and a running per-metric summary.
+
+Both are kept current incrementally: lakeml tables only grow by appends, so a
+new snapshot usually means a few new data files, and only those are read. A
+file that disappeared (compaction, an overwrite) or a delete file written by
+another engine makes the copy rebuild itself from the table. Every copy holds
+exactly the rows ``iceberg_scan`` of the same snapshot returns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lakeml.query.files import Listing
+
+SCHEMA = "__lakeml"  # DuckDB schema of the caches (internal; readable, never written by users)
+
+# One row per (run_id, key): the latest point (by step, then timestamp, then value, as MLflow)
+# plus min, max and count. The same definition is in sql/metric_latest.sql; the merge below
+# combines two such summaries into one, which is what makes the summary incremental.
+LATEST_COLUMNS = ("run_id VARCHAR, key VARCHAR, value DOUBLE, step BIGINT, timestamp TIMESTAMP WITH TIME ZONE, "
+                  "min_value DOUBLE, max_value DOUBLE, count BIGINT")
+_ORDER = "struct_pack(step, timestamp, value)"
+LATEST_FROM_POINTS = f"""
+  SELECT run_id, key, arg_max(value, {_ORDER})::DOUBLE AS value, max(step)::BIGINT AS step,
+         arg_max(timestamp, {_ORDER}) AS timestamp, min(value)::DOUBLE AS min_value,
+         max(value)::DOUBLE AS max_value, count(*)::BIGINT AS count
+  FROM {{src}} GROUP BY run_id, key"""
+_MERGE = f"""
+  SELECT run_id, key, arg_max(value, {_ORDER})::DOUBLE AS value, max(step)::BIGINT AS step,
+         arg_max(timestamp, {_ORDER}) AS timestamp, min(min_value)::DOUBLE AS min_value,
+         max(max_value)::DOUBLE AS max_value, sum(count)::BIGINT AS count
+  FROM {{src}} GROUP BY run_id, key"""
+
+
+def q(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def ident(*parts: str) -> str:
+    return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
+
+
+def parquet_source(paths_param: str = "$paths", *, filename: bool = False) -> str:
+    extra = ", filename = '__lakeml_file'" if filename else ""
+    return f"read_parquet({paths_param}, union_by_name = true, hive_partitioning = false{extra})"
+
+
+def _bind_paths(sql: str, paths: list[str]) -> str:
+    """Inline a list of paths (table function arguments cannot be prepared parameters everywhere)."""
+    return sql.replace("$paths", "[" + ", ".join(q(p) for p in paths) + "]")
+
+
+class _FileTracked:
+    """Common bookkeeping: which data files are already in the cache."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, int] = {}
+        self.exact = False  # the cache mirrors ``files``; False before the first load or after a full scan
+        self.schema_id: int | None = -1
+        self._next = 0
+
+    def _plan(self, listing: Listing, schema_id: int | None) -> tuple[bool, list[str], list[int]]:
+        """(rebuild?, added paths, removed file numbers)."""
+        if listing.has_deletes or not self.exact or schema_id != self.schema_id:
+            return True, list(listing.files), []
+        added = [p for p in listing.files if p not in self.files]
+        removed = [n for p, n in self.files.items() if p not in listing.files]
+        return False, added, removed
+
+    def _number(self, paths: list[str]) -> list[tuple[str, int]]:
+        out = []
+        for p in paths:
+            self.files[p] = self._next
+            out.append((p, self._next))
+            self._next += 1
+        return out
+
+
+class TableCache(_FileTracked):
+    """An in-memory copy of one lakeml table (``__lakeml.<name>``)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+        self.table = ident(SCHEMA, name)
+        self.columns: list[tuple[str, str]] = []
+
+    def select_sql(self) -> str:
+        return "SELECT " + ", ".join(ident(c) for c, _ in self.columns) + f" FROM {self.table}"
+
+    def sync(self, con: Any, tbl: Any, listing: Listing, empty_arrow: Any) -> bool:
+        """Bring the copy to ``listing`` (the files of ``tbl``'s current snapshot); True if columns changed."""
+        schema_id = tbl.schema().schema_id if tbl is not None else None
+        rebuild, added, removed = self._plan(listing, schema_id)
+        changed = False
+        con.execute("BEGIN")
+        try:
+            if rebuild:
+                changed = self._create(con, empty_arrow)
+                self.files.clear()
+                self.schema_id = schema_id
+                if listing.has_deletes:
+                    con.execute(f"INSERT INTO {self.table} SELECT *, -1 FROM iceberg_scan({q(tbl.metadata_location)})")
+                    self.exact = False
+                else:
+                    self._add(con, added)
+                    self.exact = True
+            else:
+                if removed:
+                    con.execute(f"DELETE FROM {self.table} WHERE __lakeml_file IN (SELECT unnest($1::INTEGER[]))",
+                                [removed])
+                    for p in [p for p, n in self.files.items() if n in set(removed)]:
+                        del self.files[p]
+                self._add(con, added)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            self.exact = False
+            raise
+        return changed
+
+    def _create(self, con: Any, empty_arrow: Any) -> bool:
+        con.register("__lakeml_empty", empty_arrow)
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {self.table} AS "
+                        "SELECT *, NULL::INTEGER AS __lakeml_file FROM __lakeml_empty LIMIT 0")
+        finally:
+            con.unregister("__lakeml_empty")
+        cols = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {self.table}").fetchall() if r[0] != "__lakeml_file"]
+        changed = cols != self.columns
+        self.columns = cols
+        return changed
+
+    def _add(self, con: Any, paths: list[str]) -> None:
+        if not paths:
+            return
+        import pyarrow as pa
+
+        numbered = self._number(paths)
+        present = {r[0] for r in con.execute(
+            _bind_paths(f"DESCRIBE SELECT * FROM {parquet_source()}", paths)).fetchall()}
+        cols = ", ".join(f"CAST(p.{ident(c)} AS {t})" if c in present else f"NULL::{t}" for c, t in self.columns)
+        con.register("__lakeml_filemap", pa.table({"path": [p for p, _ in numbered],
+                                                   "n": pa.array([n for _, n in numbered], pa.int32())}))
+        try:
+            con.execute(_bind_paths(
+                f"INSERT INTO {self.table} SELECT {cols}, m.n FROM {parquet_source(filename=True)} p "
+                "JOIN __lakeml_filemap m ON p.__lakeml_file = m.path", paths))
+        finally:
+            con.unregister("__lakeml_filemap")
+
+
+class LatestCache(_FileTracked):
+    """The per-(run, metric) summary of ``lakeml.metrics`` (``__lakeml.metric_latest``), merged file by file."""
+
+    table = ident(SCHEMA, "metric_latest")
+
+    def create(self, con: Any) -> None:
+        con.execute(f"CREATE OR REPLACE TABLE {self.table} ({LATEST_COLUMNS})")
+
+    def sync(self, con: Any, tbl: Any, listing: Listing) -> None:
+        schema_id = tbl.schema().schema_id if tbl is not None else None
+        rebuild, added, removed = self._plan(listing, schema_id)
+        if removed:
+            rebuild, added = True, list(listing.files)
+        con.execute("BEGIN")
+        try:
+            if rebuild:
+                self.create(con)
+                self.files.clear()
+                self.schema_id = schema_id
+                if listing.has_deletes:
+                    src = f"iceberg_scan({q(tbl.metadata_location)})"
+                    con.execute(f"INSERT INTO {self.table} {LATEST_FROM_POINTS.format(src=src)}")
+                    self.exact = False
+                    con.execute("COMMIT")
+                    return
+                self.exact = True
+            if added:
+                self._merge(con, added, fresh=rebuild)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            self.exact = False
+            raise
+
+    def _merge(self, con: Any, paths: list[str], *, fresh: bool) -> None:
+        self._number(paths)
+        part = _bind_paths(LATEST_FROM_POINTS.format(src=parquet_source()), paths)
+        if fresh:
+            con.execute(f"INSERT INTO {self.table} {part}")
+            return
+        con.execute(f"CREATE OR REPLACE TEMP TABLE __lakeml_new AS {part}")
+        old = f"(SELECT m.* FROM {self.table} m SEMI JOIN __lakeml_new n USING (run_id, key))"
+        both = f"({old} UNION ALL BY NAME SELECT * FROM __lakeml_new)"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE __lakeml_comb AS {_MERGE.format(src=both)}")
+        con.execute(f"DELETE FROM {self.table} t USING __lakeml_new n WHERE t.run_id = n.run_id AND t.key = n.key")
+        con.execute(f"INSERT INTO {self.table} BY NAME SELECT * FROM __lakeml_comb")
+        con.execute("DROP TABLE __lakeml_new; DROP TABLE __lakeml_comb")
