@@ -81,7 +81,7 @@ def load_mlflow(client, shape: Shape, experiment: str = EXPERIMENT) -> list[str]
     return ids
 
 
-def scale_tables(lake, n_runs: int, points_per_run: int, *, chunk_runs: int = 5000,
+def scale_tables(lake, n_runs: int, points_per_run: int, *, chunk_runs: int = 10000,
                  n_experiments: int = 20, log=print) -> None:
     """Write ``n_runs`` runs and ``n_runs * points_per_run`` metric points as large Arrow appends.
 

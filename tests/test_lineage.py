@@ -74,7 +74,7 @@ def test_iceberg_input_at_an_older_snapshot(lake):
 
 
 def test_file_input_records_uri_and_digest(lake, tmp_path):
-    f = tmp_path / "train.csv"
+    f = tmp_path / "train data.csv"  # a space: the URI is percent-encoded
     f.write_text("id,y\n1,0\n2,1\n")
     run = lake.create_run("lineage")
     di = lake.log_input(run.run_id, path=str(f), role="train")
@@ -89,18 +89,21 @@ def test_file_input_records_uri_and_digest(lake, tmp_path):
         lake.load_input(run.run_id)
 
 
-def test_file_input_on_object_storage(lake, tmp_path):
-    if lake.kind != "s3":
-        pytest.skip("an s3:// input needs the S3 backend")
+def test_file_input_on_object_storage(s3_bucket, tmp_path):
     from lakeml.storage.objectstore import filesystem
+    from tests.conftest import s3_lake_kwargs
 
-    uri = lake.config.properties["warehouse"].rstrip("/") + "/inputs/data.bin"
-    fs, path = filesystem(uri, lake.config.properties)
-    with fs.open_output_stream(path) as out:
-        out.write(b"\x00\x01" * 1000)
-    run = lake.create_run("lineage")
-    di = lake.log_input(run.run_id, path=uri)
-    assert di.uri == uri and di.digest == "sha256:" + hashlib.sha256(b"\x00\x01" * 1000).hexdigest()
+    server, bucket = s3_bucket
+    with lakeml.connect(**s3_lake_kwargs(server, bucket, tmp_path)) as lake:
+        uri = f"s3://{bucket}/inputs/data.bin"
+        fs, path = filesystem(uri, lake.config.properties)
+        with fs.open_output_stream(path) as out:
+            out.write(b"\x00\x01" * 1000)
+        run = lake.create_run("lineage")
+        di = lake.log_input(run.run_id, path=uri)
+        assert di.uri == uri and di.digest == "sha256:" + hashlib.sha256(b"\x00\x01" * 1000).hexdigest()
+        assert lake.get_run(run.run_id).inputs == [di]
+        assert lake.load_input(run.run_id) == uri  # digest checked
 
 
 def test_fluent_log_input(fluent_lake):

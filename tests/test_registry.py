@@ -15,7 +15,6 @@ import lakeml
 from lakeml.errors import ConflictError, GateError, InvalidInputError, NotFoundError
 from tests.workers.lakes import reopen
 
-SQL = Path(__file__).resolve().parent.parent / "sql"
 
 
 def train_and_log(lake, *, experiment="iris", auc=0.9, report=False):
@@ -34,17 +33,13 @@ def train_and_log(lake, *, experiment="iris", auc=0.9, report=False):
 
 
 def view(lake, name: str, where: str = "") -> list[dict]:
-    """Rows of a registry view, read with DuckDB (through lake.sql when the SQL layer has it)."""
-    if hasattr(lake, "sql") and callable(getattr(lake, "sql")):
-        try:
-            return lake.sql(f"SELECT * FROM lakeml.{name} {where}").to_arrow().to_pylist()
-        except Exception:  # noqa: BLE001 - fall back to loading the view text ourselves
-            pass
-    lake.flush()
-    lake.engine.refresh()
-    for f in ("registry_current", "deployments_current", "model_lineage"):
-        lake.engine.con.execute((SQL / f"{f}.sql").read_text())
-    return lake.engine.con.execute(f"SELECT * FROM lakeml.{name} {where}").to_arrow_table().to_pylist()
+    """Rows of a registry view, read with DuckDB through lake.sql."""
+    return lake.sql_arrow(f"SELECT * FROM lakeml.{name} {where}").to_pylist()
+
+def q(lake, sql: str) -> list[tuple]:
+    """Rows of a query through lake.sql (DuckDB over the tables and the sql/ views), as tuples."""
+    t = lake.sql_arrow(sql)
+    return list(zip(*(c.to_pylist() for c in t.columns))) if t.num_columns else []
 
 
 @pytest.fixture
@@ -128,19 +123,15 @@ def test_every_change_is_in_registry_events_with_before_and_after(lake, run_id):
     upd = evs[2]
     assert upd.before["tags"] == {} and upd.after["tags"] == {"approved_by": "alice"}
     assert all(e.actor and e.event_time and e.outcome == "applied" for e in evs)
-    lake.flush()
-    lake.engine.refresh()
-    n, seqs = lake.engine.con.execute(
-        "SELECT count(*), list(event_seq ORDER BY event_seq) FROM lakeml.registry_events").fetchone()
+    [(n, seqs)] = q(lake, "SELECT count(*), list(event_seq ORDER BY event_seq) FROM lakeml.registry_events")
     assert n == 5 and seqs == [1, 2, 3, 4, 5]
     # the projection tables hold the same, one row per applied event of their kind
-    con = lake.engine.con
-    assert con.execute("SELECT count(*) FROM lakeml.model_versions").fetchone()[0] == 2
-    assert con.execute("SELECT tags FROM lakeml.model_versions ORDER BY event_seq DESC LIMIT 1").fetchone()[0] == \
-        {"approved_by": "alice"}
-    assert con.execute("SELECT version FROM lakeml.model_aliases").fetchall() == [(1,)]
-    assert json.loads(con.execute("SELECT after FROM lakeml.registry_events WHERE event_seq = 4").fetchone()[0]) \
-        ["alias"] == "champion"
+    assert q(lake, "SELECT count(*) FROM lakeml.model_versions") == [(2,)]
+    [(tags,)] = q(lake, "SELECT tags FROM lakeml.model_versions ORDER BY event_seq DESC LIMIT 1")
+    assert dict(tags) == {"approved_by": "alice"}
+    assert q(lake, "SELECT version FROM lakeml.model_aliases") == [(1,)]
+    [(after,)] = q(lake, "SELECT after FROM lakeml.registry_events WHERE event_seq = 4")
+    assert json.loads(after)["alias"] == "champion"
 
 
 def test_gates_refuse_a_failing_version_and_pass_a_good_one(lake):
@@ -268,15 +259,11 @@ def test_projections_catch_up_after_a_lost_write(lake, run_id):
         lake.register_model("churn", run_id=run_id)
     finally:
         led._sync = sync
-    lake.flush()
-    lake.engine.refresh()
-    assert lake.engine.con.execute("SELECT count(*) FROM lakeml.model_versions").fetchone()[0] == 0
+    assert q(lake, "SELECT count(*) FROM lakeml.model_versions") == [(0,)]
     other = reopen(lake)
     try:
         other.register_model("churn", run_id=run_id)
-        other.engine.refresh()
-        rows = other.engine.con.execute("SELECT version FROM lakeml.model_versions ORDER BY version").fetchall()
-        assert rows == [(1,), (2,)]
+        assert q(other, "SELECT version FROM lakeml.model_versions ORDER BY version") == [(1,), (2,)]
         assert other.sync_registry() == {t: 0 for t in PROJECTIONS.values()}
     finally:
         other.close()

@@ -75,12 +75,11 @@ def check(lake, per_process: list[list[int]], total: int) -> None:
         assert (e.before or {}).get("version") == prev
         prev = e.after["version"]
     assert lake.get_model_version("churn@champion").version == prev
-    lake.engine.refresh()
-    con = lake.engine.con
-    assert con.execute("SELECT count(*), count(DISTINCT version), min(version), max(version) "
-                       "FROM lakeml.model_versions").fetchone() == (total, total, 1, total)
-    assert con.execute("SELECT count(*), count(DISTINCT event_seq) FROM lakeml.registry_events").fetchone() == \
-        (len(evs), len(evs))
+    t = lake.sql_arrow("SELECT count(*) AS n, count(DISTINCT version) AS d, min(version) AS lo, max(version) AS hi "
+                       "FROM lakeml.model_versions")
+    assert t.to_pylist() == [{"n": total, "d": total, "lo": 1, "hi": total}]
+    t = lake.sql_arrow("SELECT count(*) AS n, count(DISTINCT event_seq) AS d FROM lakeml.registry_events")
+    assert t.to_pylist() == [{"n": len(evs), "d": len(evs)}]
 
 
 @pytest.mark.slow

@@ -3,8 +3,6 @@ still loads the training rows after the source table was appended to and had row
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyarrow as pa
 import pytest
 from pyiceberg.expressions import EqualTo
@@ -12,8 +10,13 @@ from sklearn.linear_model import LogisticRegression
 
 from lakeml.errors import InvalidInputError, NotFoundError
 
-SQL = Path(__file__).resolve().parent.parent / "sql"
 FEATURES = "analytics.churn_features"
+
+
+def q(lake, sql: str) -> list[tuple]:
+    """Rows of a query through lake.sql (DuckDB over the tables and the sql/ views), as tuples."""
+    t = lake.sql_arrow(sql)
+    return list(zip(*(c.to_pylist() for c in t.columns))) if t.num_columns else []
 
 
 def feature_table(lake):
@@ -83,19 +86,13 @@ def test_lineage_returns_the_exact_snapshot_that_reproduces_the_training_rows(la
     assert len(lake.models_trained_on(FEATURES)) == 1
 
     # "what is in production and what was it trained on", without a join
-    lake.flush()
-    lake.engine.refresh()
-    con = lake.engine.con
-    for name in ("deployments_current", "model_lineage"):
-        con.execute((SQL / f"{name}.sql").read_text())
-    env, uri, trained, inputs, commit = con.execute(
-        "SELECT environment, model_uri, trained_on, training_inputs, git_commit FROM lakeml.deployments_current"
-    ).fetchone()
+    [(env, uri, trained, inputs, commit)] = q(
+        lake, "SELECT environment, model_uri, trained_on, training_inputs, git_commit FROM lakeml.deployments_current")
     assert (env, uri) == ("prod", "models:/churn/1")
     assert trained == f"train: {FEATURES}@{snap}" and inputs[0]["snapshot_id"] == snap
     assert commit == lin.git_commit
-    row = con.execute("SELECT input_table, input_snapshot_id, params['C'], metrics['train_acc'], deployed_now, "
-                      "ever_deployed FROM lakeml.model_lineage").fetchall()
+    row = q(lake, "SELECT input_table, input_snapshot_id, params['C'], metrics['train_acc'], deployed_now, "
+                  "ever_deployed FROM lakeml.model_lineage")
     assert row == [(FEATURES, snap, "0.5", lin.metrics["train_acc"], "prod/scoring-api", True)]
 
 
@@ -113,9 +110,5 @@ def test_versions_without_inputs_still_have_a_lineage_row(file_lake):
     run = lake.create_run("x")
     lake.log_model(run.id, lambda rows: [0 for _ in rows], "model", pip_requirements=["numpy"])
     lake.register_model("noinput", run_id=run.id)
-    lake.flush()
-    lake.engine.refresh()
-    lake.engine.con.execute((SQL / "model_lineage.sql").read_text())
-    rows = lake.engine.con.execute("SELECT model_name, version, input_table, ever_deployed, flavor "
-                                   "FROM lakeml.model_lineage").fetchall()
+    rows = q(lake, "SELECT model_name, version, input_table, ever_deployed, flavor FROM lakeml.model_lineage")
     assert rows == [("noinput", 1, None, False, "python")]

@@ -57,11 +57,12 @@ class Lake(SqlMixin, RegistryMixin, HealthMixin):
 
     def __init__(self, config: LakeConfig, *, clock: Clock = now_us, commit_interval: float = 1.0,
                  commit_deadline: float = 120.0, max_buffer_rows: int = 500_000):
-        self.config = config
+        self.config = config = self._storage_defaults(config)  # S3 retries and timeouts
         self.clock = clock
         self.store = TableStore(config)
+        spool, maintainer = self._health_parts(config, self.store)  # crash-safe spool, auto maintenance
         self.committer = Committer(self.store, interval=commit_interval, deadline=commit_deadline,
-                                   max_rows=max_buffer_rows)
+                                   max_rows=max_buffer_rows, spool=spool, maintainer=maintainer)
         self.artifacts = ArtifactStore(config.artifact_root, config.properties)
         self._engine: Any = None
         self._runs: dict[str, _RunState] = {}
@@ -72,6 +73,7 @@ class Lake(SqlMixin, RegistryMixin, HealthMixin):
         self._buf = {t: self.committer.buffer(t) for t in
                      ("experiments", "runs", "params", "metrics", "tags", "artifacts", "inputs")}
         self._metric_add = self._buf["metrics"].add
+        self._start_recovery()  # dead processes' spools, in the background
 
     def __repr__(self) -> str:
         return f"Lake(catalog={self.config.catalog_name!r}, namespace={self.config.namespace!r})"
@@ -353,9 +355,10 @@ class Lake(SqlMixin, RegistryMixin, HealthMixin):
     def get_inputs(self, run_id: str) -> list[DatasetInput]:
         return list(self.get_run(run_id).inputs)
 
-    def load_input(self, run_id: str, table: str | None = None, *, role: str | None = None) -> "pa.Table | Path":
+    def load_input(self, run_id: str, table: str | None = None, *,
+                   role: str | None = None) -> "pa.Table | Path | str":
         """Load exactly the data the run saw: the logged snapshot of an Iceberg input (as Arrow),
-        or the local path of a file input after checking its digest."""
+        or, after checking its digest, a file input's local path (its URI if it is in object storage)."""
         inputs = [i for i in self.get_inputs(run_id)
                   if (table is None or table in (i.table, i.name)) and (role is None or i.role == role)]
         if not inputs:
@@ -373,7 +376,11 @@ class Lake(SqlMixin, RegistryMixin, HealthMixin):
         fresh = self._file_input(di.uri, di.role, di.name)
         if fresh.digest != di.digest:
             raise ConflictError(f"file {di.uri} changed since run {run_id} read it ({di.digest} -> {fresh.digest})")
-        return Path(di.uri[7:]) if di.uri.startswith("file://") else Path(di.uri)
+        if di.uri.startswith("file://"):
+            from urllib.parse import unquote, urlparse
+
+            return Path(unquote(urlparse(di.uri).path))
+        return di.uri  # an object-store URI: verified, read it with your own client
 
     # -- artifacts ----------------------------------------------------------------------------
     def artifact_uri(self, run_id: str) -> str:

@@ -42,9 +42,8 @@ def ident(*parts: str) -> str:
     return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
 
 
-def parquet_source(paths_param: str = "$paths", *, filename: bool = False) -> str:
-    extra = ", filename = '__lakeml_file'" if filename else ""
-    return f"read_parquet({paths_param}, union_by_name = true, hive_partitioning = false{extra})"
+def parquet_source(paths_param: str = "$paths") -> str:
+    return f"read_parquet({paths_param}, union_by_name = true, hive_partitioning = false)"
 
 
 def _bind_paths(sql: str, paths: list[str]) -> str:
@@ -90,11 +89,15 @@ class TableCache(_FileTracked):
     def select_sql(self) -> str:
         return "SELECT " + ", ".join(ident(c) for c, _ in self.columns) + f" FROM {self.table}"
 
-    def sync(self, con: Any, tbl: Any, listing: Listing, empty_arrow: Any) -> bool:
-        """Bring the copy to ``listing`` (the files of ``tbl``'s current snapshot); True if columns changed."""
+    def sync(self, con: Any, tbl: Any, listing: Listing, empty_arrow: Any) -> tuple[bool, list[int] | None]:
+        """Bring the copy to ``listing`` (the files of ``tbl``'s current snapshot).
+
+        Returns (columns changed?, numbers of the files added, or None when the copy was rebuilt).
+        """
         schema_id = tbl.schema().schema_id if tbl is not None else None
         rebuild, added, removed = self._plan(listing, schema_id)
         changed = False
+        before = self._next
         con.execute("BEGIN")
         try:
             if rebuild:
@@ -119,7 +122,7 @@ class TableCache(_FileTracked):
             con.execute("ROLLBACK")
             self.exact = False
             raise
-        return changed
+        return changed, (None if rebuild or removed else list(range(before, self._next)))
 
     def _create(self, con: Any, empty_arrow: Any) -> bool:
         con.register("__lakeml_empty", empty_arrow)
@@ -136,20 +139,12 @@ class TableCache(_FileTracked):
     def _add(self, con: Any, paths: list[str]) -> None:
         if not paths:
             return
-        import pyarrow as pa
-
-        numbered = self._number(paths)
+        numbers = [n for _, n in self._number(paths)]
         present = {r[0] for r in con.execute(
             _bind_paths(f"DESCRIBE SELECT * FROM {parquet_source()}", paths)).fetchall()}
-        cols = ", ".join(f"CAST(p.{ident(c)} AS {t})" if c in present else f"NULL::{t}" for c, t in self.columns)
-        con.register("__lakeml_filemap", pa.table({"path": [p for p, _ in numbered],
-                                                   "n": pa.array([n for _, n in numbered], pa.int32())}))
-        try:
-            con.execute(_bind_paths(
-                f"INSERT INTO {self.table} SELECT {cols}, m.n FROM {parquet_source(filename=True)} p "
-                "JOIN __lakeml_filemap m ON p.__lakeml_file = m.path", paths))
-        finally:
-            con.unregister("__lakeml_filemap")
+        cols = ", ".join(f"CAST({ident(c)} AS {t})" if c in present else f"NULL::{t}" for c, t in self.columns)
+        con.execute(_bind_paths(
+            f"INSERT INTO {self.table} SELECT {cols}, {numbers}[file_index::BIGINT + 1] FROM {parquet_source()}", paths))
 
 
 class LatestCache(_FileTracked):

@@ -12,8 +12,16 @@ Only these tokens are accepted, so a filter can never inject SQL.
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from lakeml.errors import InvalidInputError
+
+# (entity, key) -> SQL expression for that value; the default reads maps named params/metrics/tags.
+Resolver = Callable[[str, str], str]
+
+
+def map_resolver(ent: str, key: str) -> str:
+    return f"{ent}['" + key.replace("'", "''") + "']"
 
 ATTRIBUTES = {"run_id", "run_name", "status", "start_time", "end_time", "experiment_id", "user",
               "parent_run_id", "experiment_name", "source", "git_commit"}
@@ -45,7 +53,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def _column(ident: str) -> tuple[str, str]:
+def _column(ident: str, resolve: Resolver = map_resolver) -> tuple[str, str]:
     entity, _, key = ident.partition(".")
     ent = _ENTITY_ALIASES.get(entity.lower())
     if ent is None:
@@ -57,11 +65,10 @@ def _column(ident: str) -> tuple[str, str]:
         if key not in ATTRIBUTES:
             raise InvalidInputError(f"unknown run attribute {key!r}; known: {', '.join(sorted(ATTRIBUTES))}")
         return ent, f'r."{key}"'
-    lit = "'" + key.replace("'", "''") + "'"
-    return ent, f"{ent}[{lit}]"
+    return ent, resolve(ent, key)
 
 
-def translate(text: str | None) -> tuple[str, set[str]]:
+def translate(text: str | None, resolve: Resolver = map_resolver) -> tuple[str, set[str]]:
     """Return ``(SQL boolean expression, entities used)`` for a filter string."""
     if text is None or not text.strip():
         return "TRUE", set()
@@ -82,7 +89,7 @@ def translate(text: str | None) -> tuple[str, set[str]]:
         kind, v = toks[i]
         if kind != "ident":
             raise InvalidInputError(f"expected <entity>.<key> in search filter, got {v!r}")
-        ent, col = _column(v)
+        ent, col = _column(v, resolve)
         used.add(ent)
         numeric = ent == "metrics"
         i += 1
@@ -137,7 +144,7 @@ def translate(text: str | None) -> tuple[str, set[str]]:
     return " ".join(out), used
 
 
-def order_clause(order_by: list[str] | None) -> str:
+def order_clause(order_by: list[str] | None, resolve: Resolver = map_resolver) -> str:
     """``["metrics.auc DESC", "attributes.start_time"]`` -> SQL ORDER BY items."""
     items = []
     for item in order_by or []:
@@ -148,6 +155,6 @@ def order_clause(order_by: list[str] | None) -> str:
         toks = _tokens(item)
         if len(toks) != 1 or toks[0][0] != "ident":
             raise InvalidInputError(f"cannot order by {item!r}; use e.g. 'metrics.auc DESC'")
-        items.append(f"{_column(toks[0][1])[1]} {direction} NULLS LAST")
+        items.append(f"{_column(toks[0][1], resolve)[1]} {direction} NULLS LAST")
     items.append('r."start_time" DESC')
     return ", ".join(items)

@@ -9,28 +9,19 @@ from lakeml.query.filters import order_clause, translate
 if TYPE_CHECKING:  # pragma: no cover
     from lakeml.query.engine import DuckEngine
 
-# Latest state per run; tie-broken by event_seq.
-RUNS_LATEST = """
-  SELECT * EXCLUDE (rn) FROM (
-    SELECT *, row_number() OVER (PARTITION BY run_id ORDER BY event_time DESC, event_seq DESC) AS rn
-    FROM lakeml.runs {where}) WHERE rn = 1"""
-EXPERIMENTS = """
-  SELECT experiment_id, any_value(name) AS name, any_value(artifact_location) AS artifact_location,
-         min(created_at) AS created_at, any_value(tags) AS tags
-  FROM lakeml.experiments GROUP BY experiment_id"""
-LATEST_METRICS = """
-  SELECT run_id, key, arg_max(value, struct_pack(step, timestamp)) AS value
-  FROM lakeml.metrics {where} GROUP BY run_id, key"""
-LATEST_TAGS = """
-  SELECT run_id, key, value FROM (
-    SELECT run_id, key, value, deleted,
-           row_number() OVER (PARTITION BY run_id, key ORDER BY logged_at DESC) AS rn
-    FROM lakeml.tags {where}) WHERE rn = 1 AND NOT deleted"""
-PARAMS = "SELECT run_id, key, any_value(value) AS value FROM lakeml.params {where} GROUP BY run_id, key"
+# The views used here are defined in sql/ (runs_latest, experiments_latest, params_latest,
+# tags_latest, metric_latest); the client's engine serves them from in-memory copies.
+RUNS_LATEST = "SELECT * FROM lakeml.runs_latest {where}"
+EXPERIMENTS = "SELECT * FROM lakeml.experiments_latest"
+LATEST_METRICS = "SELECT run_id, key, value FROM lakeml.metric_latest {where}"
+LATEST_TAGS = "SELECT run_id, key, value FROM lakeml.tags_latest {where}"
+PARAMS = "SELECT run_id, key, value FROM lakeml.params_latest {where}"
+_RUN_TABLES = ["runs", "params", "metric_latest", "tags", "experiments"]
 
 
 def list_experiments(engine: "DuckEngine") -> Any:
-    return engine.polars(f"SELECT * FROM ({EXPERIMENTS}) ORDER BY created_at", tables=["experiments"])
+    return engine.polars(f"SELECT experiment_id, name, artifact_location, created_at, tags FROM ({EXPERIMENTS}) "
+                         "ORDER BY created_at", tables=["experiments"])
 
 
 def run_events(engine: "DuckEngine", run_id: str) -> Any:
@@ -41,10 +32,10 @@ def run_events(engine: "DuckEngine", run_id: str) -> Any:
 
 def run_details(engine: "DuckEngine", run_id: str) -> dict[str, Any]:
     where = "WHERE run_id = $1"
-    tables = ["params", "metrics", "tags", "inputs"]
-    engine.refresh(tables)
-    q = engine.con
+    tables = ["params", "metric_latest", "tags", "inputs"]
     with engine._lock:
+        engine.refresh(tables)
+        q = engine.con
         params = q.execute(PARAMS.format(where=where), [run_id]).fetchall()
         metrics = q.execute(LATEST_METRICS.format(where=where), [run_id]).fetchall()
         tags = q.execute(LATEST_TAGS.format(where=where), [run_id]).fetchall()
@@ -60,51 +51,67 @@ def run_details(engine: "DuckEngine", run_id: str) -> dict[str, Any]:
 
 def search_runs(engine: "DuckEngine", *, experiment_ids: list[str] | None, filter_string: str | None,
                 order_by: list[str] | None, max_results: int, offset: int = 0) -> Any:
-    """A polars DataFrame, one row per run: attributes, then params.*, metrics.*, tags.* columns."""
+    """A polars DataFrame, one row per run: attributes, then params.*, metrics.*, tags.* columns.
+
+    The filter and the order are evaluated on one joined column per key they name; maps
+    of all params, metrics and tags are built only for the runs of the page returned.
+    """
     import polars as pl
 
-    cond, _ = translate(filter_string)
-    exp_where = ""
+    joins: dict[tuple[str, str], str] = {}
+    sources = {"params": "lakeml.params_latest", "metrics": "lakeml.metric_latest", "tags": "lakeml.tags_latest"}
+
+    def resolve(ent: str, key: str) -> str:
+        alias = joins.setdefault((ent, key), f"f{len(joins)}")
+        return f"{alias}.value"
+
+    cond, _ = translate(filter_string, resolve)
+    order = order_clause(order_by, resolve)
     args: list[Any] = []
+    exp_where = ""
     if experiment_ids is not None:
         exp_where = "WHERE experiment_id IN (SELECT unnest($1::VARCHAR[]))"
         args.append(list(experiment_ids))
-    sql = f"""
-      WITH r AS ({RUNS_LATEST.format(where=exp_where)}),
-      p AS (SELECT run_id, map(list(key ORDER BY key), list(value ORDER BY key)) AS params
-            FROM ({PARAMS.format(where='WHERE run_id IN (SELECT run_id FROM r)')}) GROUP BY run_id),
-      m AS (SELECT run_id, map(list(key ORDER BY key), list(value ORDER BY key)) AS metrics
-            FROM ({LATEST_METRICS.format(where='WHERE run_id IN (SELECT run_id FROM r)')}) GROUP BY run_id),
-      t AS (SELECT run_id, map(list(key ORDER BY key), list(value ORDER BY key)) AS tags
-            FROM ({LATEST_TAGS.format(where='WHERE run_id IN (SELECT run_id FROM r)')}) GROUP BY run_id)
-      SELECT r.run_id, r.experiment_id, r.experiment_name, r.run_name, r.status, r.start_time, r.end_time,
-             r.parent_run_id, r.user, r.source, r.git_commit,
-             coalesce(p.params, MAP {{}}) AS params, coalesce(m.metrics, MAP {{}}) AS metrics,
-             coalesce(t.tags, MAP {{}}) AS tags
-      FROM r LEFT JOIN p USING (run_id) LEFT JOIN m USING (run_id) LEFT JOIN t USING (run_id)
-      WHERE {cond}
-      ORDER BY {order_clause(order_by)}
-      LIMIT {int(max_results)} OFFSET {int(offset)}"""
-    sql = sql.replace("params[", "p.params[").replace("metrics[", "m.metrics[").replace("tags[", "t.tags[")
-    raw = engine.polars(sql, args, tables=["runs", "params", "metrics", "tags"])
+    ctes = [f"r AS ({RUNS_LATEST.format(where=exp_where)})"]
+    join_sql = ""
+    for i, ((ent, key), alias) in enumerate(joins.items()):
+        args.append(key)
+        ctes.append(f"{alias} AS (SELECT run_id, value FROM {sources[ent]} WHERE key = ${len(args)})")
+        join_sql += f" LEFT JOIN {alias} USING (run_id)"
+    lo, hi = int(offset), int(offset) + int(max_results)
+    ctes.append(f"""page AS (
+        SELECT r.*, row_number() OVER (ORDER BY {order}, r.run_id) AS __ord FROM r{join_sql} WHERE {cond}
+        QUALIFY __ord > {lo} AND __ord <= {hi})""")
+    for ent, src in sources.items():
+        ctes.append(f"{ent}_l AS (SELECT run_id, list(struct_pack(key := key, value := value) ORDER BY key) AS {ent} "
+                    f"FROM {src} SEMI JOIN page USING (run_id) GROUP BY run_id)")
+    sql = f"""WITH {', '.join(ctes)}
+      SELECT page.run_id, page.experiment_id, page.experiment_name, page.run_name, page.status, page.start_time,
+             page.end_time, page.parent_run_id, page.user, page.source, page.git_commit,
+             params_l.params, metrics_l.metrics, tags_l.tags
+      FROM page LEFT JOIN params_l USING (run_id) LEFT JOIN metrics_l USING (run_id)
+      LEFT JOIN tags_l USING (run_id)
+      ORDER BY page.__ord"""
+    raw = engine.polars(sql, args, tables=_RUN_TABLES)
     return _widen(raw, pl)
 
 
 def _widen(raw: Any, pl: Any) -> Any:
-    base = raw.drop(["params", "metrics", "tags"])
-    extra: dict[str, list] = {}
-    n = raw.height
-    for ent in ("params", "metrics", "tags"):
-        col = [_as_dict(row) for row in raw[ent].to_list()]
-        keys = sorted({k for row in col for k in row})
-        for k in keys:
-            extra[f"{ent}.{k}"] = [None] * n
-        for i, row in enumerate(col):
-            for k, val in row.items():
-                extra[f"{ent}.{k}"][i] = val
-    cols = [pl.Series(name, vals, dtype=pl.Float64 if name.startswith("metrics.") else pl.Utf8)
-            for name, vals in extra.items()]
-    return base.with_columns(cols) if cols else base
+    """Spread the params/metrics/tags maps into ``params.<key>`` ... columns (sorted by key)."""
+    base = raw.drop(["params", "metrics", "tags"]).with_row_index("__i")
+    for ent, dtype in (("params", pl.Utf8), ("metrics", pl.Float64), ("tags", pl.Utf8)):
+        col = raw.get_column(ent)
+        if col.dtype == pl.Null or raw.height == 0:
+            continue
+        long = (raw.select(pl.col(ent)).with_row_index("__i").explode(ent).unnest(ent)
+                .drop_nulls("key"))
+        if long.height == 0:
+            continue
+        wide = long.pivot(on="key", index="__i", values="value", aggregate_function="first")
+        keys = sorted(c for c in wide.columns if c != "__i")
+        wide = wide.select(["__i"] + [pl.col(k).cast(dtype).alias(f"{ent}.{k}") for k in keys])
+        base = base.join(wide, on="__i", how="left")
+    return base.sort("__i").drop("__i")
 
 
 def _as_dict(row: Any) -> dict:
@@ -117,7 +124,7 @@ def _as_dict(row: Any) -> dict:
 
 
 def metric_history(engine: "DuckEngine", run_id: str, key: str | None) -> Any:
-    where = "WHERE run_id = $1" + (" AND key = $2" if key is not None else "")
-    args = [run_id] + ([key] if key is not None else [])
-    return engine.polars(f"SELECT key, step, value, timestamp FROM lakeml.metrics {where} "
-                         "ORDER BY key, step, timestamp", args, tables=["metrics"])
+    """key, step, value, timestamp of one run (one metric or all), ordered; reads only the files that hold it."""
+    import polars as pl
+
+    return pl.from_arrow(engine.metric_history(run_id, key))

@@ -64,10 +64,16 @@ def _name(query: str) -> str:
     return "?"
 
 
-def load_views(con: Any, defs: list[ViewDef] | None = None) -> tuple[list[str], dict[str, str]]:
-    """Create the views on ``con``; returns (created names, {skipped name: reason})."""
+def load_views(con: Any, defs: list[ViewDef] | None = None,
+               internal: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """Create the views on ``con``; returns (created names, {skipped name: reason}).
+
+    ``internal`` maps a view name to another name to create its definition under; the
+    view itself then selects from it (the engine later points it at a materialized copy).
+    """
     import duckdb
 
+    internal = internal or {}
     pending = list(defs if defs is not None else view_defs())
     done: list[str] = []
     errors: dict[str, str] = {}
@@ -75,7 +81,11 @@ def load_views(con: Any, defs: list[ViewDef] | None = None) -> tuple[list[str], 
         left = []
         for d in pending:
             try:
-                con.execute(d.sql)
+                if d.name in internal:
+                    con.execute(d.sql.replace(d.name, internal[d.name], 1))
+                    con.execute(f"CREATE OR REPLACE VIEW {d.name} AS SELECT * FROM {internal[d.name]}")
+                else:
+                    con.execute(d.sql)
                 done.append(d.name)
                 errors.pop(d.name, None)
             except duckdb.CatalogException as e:  # a dependency is not there (yet)

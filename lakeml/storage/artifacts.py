@@ -83,7 +83,7 @@ class ArtifactStore:
         size = 0
         try:
             parent = posixpath.dirname(dest)
-            if parent:
+            if parent and self.fs.type_name == "local":  # object stores have no folders to make
                 self.fs.create_dir(parent, recursive=True)
             with open(local, "rb") as src, self.fs.open_output_stream(dest) as out:
                 while chunk := src.read(CHUNK):

@@ -25,7 +25,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from lakeml.errors import CommitError
+from lakeml.errors import CommitError, StorageError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -96,6 +96,8 @@ class Batch:
     data: "pa.Table"
     batch_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     attempts: int = 0
+    created_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    spool_path: Any = None  # the spool segment it was recovered from, if any
 
     @property
     def num_rows(self) -> int:
@@ -117,13 +119,16 @@ class Committer:
     ``interval``: seconds between commits; ``max_rows``: a buffer this large
     wakes the thread early; ``deadline``: seconds a batch may keep failing
     before :meth:`flush` raises :class:`CommitError` (the batch is kept and
-    retried later, never dropped). ``spool`` (optional) makes batches durable
-    on local disk before they are committed.
+    retried later, never dropped). ``spool`` (optional, a
+    :class:`~lakeml.storage.spool.Spool`) makes batches durable on local disk
+    before they are committed; ``maintainer`` (optional, an
+    :class:`~lakeml.storage.maintenance.AutoMaintainer`) is told about each commit
+    and runs due maintenance in this thread between commits.
     """
 
     def __init__(self, store: "TableStore", *, interval: float = 1.0, max_rows: int = 500_000,
                  deadline: float = 120.0, spool: Any = None, sort: bool = True,
-                 on_commit: Callable[[str, int], None] | None = None):
+                 on_commit: Callable[[str, int], None] | None = None, maintainer: Any = None):
         self.store = store
         self.interval = interval
         self.max_rows = max_rows
@@ -131,6 +136,7 @@ class Committer:
         self.spool = spool
         self.sort = sort
         self.on_commit = on_commit
+        self.maintainer = maintainer
         self.stats = CommitStats()
         self.last_error: BaseException | None = None
         self._writer = f"{socket.gethostname()}:{os.getpid()}"
@@ -139,6 +145,8 @@ class Committer:
         self._buffers: dict[str, RowBuffer] = {}
         self._buffers_lock = threading.Lock()
         self._pending: list[Batch] = []
+        self._pending_lock = threading.Lock()
+        self._drain_lock = threading.Lock()
         self._commit_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -155,7 +163,16 @@ class Committer:
         return buf
 
     def pending_rows(self) -> int:
-        return sum(len(b) for b in self._buffers.values()) + sum(b.num_rows for b in self._pending)
+        with self._pending_lock:
+            pending = sum(b.num_rows for b in self._pending)
+        return sum(len(b) for b in self._buffers.values()) + pending
+
+    def sync(self) -> int:
+        """Move everything buffered so far into the spool (fsync) without waiting for Iceberg.
+
+        Returns the rows spooled. Without a spool this only queues the rows for the next commit.
+        """
+        return self._take_new_batches()
 
     # -- consumer side -------------------------------------------------------------------------
     def _ensure_thread(self) -> None:
@@ -176,6 +193,13 @@ class Committer:
             except BaseException as e:  # never let the thread die silently
                 self.last_error = e
                 log.exception("lakeml committer tick failed")
+            if self.spool is not None:
+                self.spool.heartbeat()
+            if self.maintainer is not None and not self._stop.is_set():
+                try:
+                    self.maintainer.run_due()
+                except BaseException as e:  # maintenance is best effort; logging goes on
+                    log.warning("automatic maintenance failed (%s: %s)", type(e).__name__, e)
 
     def run_once(self, *, raise_errors: bool = True, deadline: float | None = None) -> int:
         """Take every buffer and commit it plus anything still pending; returns rows committed."""
@@ -183,14 +207,17 @@ class Committer:
             self._take_new_batches()
             committed = 0
             failures: list[BaseException] = []
-            for batch in list(self._pending):
+            with self._pending_lock:
+                todo = list(self._pending)
+            for batch in todo:
                 try:
                     self._commit(batch, deadline if deadline is not None else self.deadline)
                 except CommitError as e:
                     failures.append(e)
                     self.last_error = e
                     continue
-                self._pending.remove(batch)
+                with self._pending_lock:
+                    self._pending.remove(batch)
                 committed += batch.num_rows
             if failures and raise_errors:
                 raise failures[0]
@@ -198,20 +225,28 @@ class Committer:
                 self.last_error = None
             return committed
 
-    def _take_new_batches(self) -> None:
+    def _take_new_batches(self) -> int:
         with self._buffers_lock:
             buffers = list(self._buffers.values())
-        for buf in buffers:
-            rows, chunks = buf.take(), buf.take_arrow()
-            if rows or chunks:
-                batch = Batch(buf.table, self._to_arrow(buf.table, rows, chunks))
-                if self.spool is not None:
-                    self.spool.write(batch)
-                self._pending.append(batch)
+        taken = 0
+        with self._drain_lock:
+            for buf in buffers:
+                rows, chunks = buf.take(), buf.take_arrow()
+                if rows or chunks:
+                    batch = Batch(buf.table, self._to_arrow(buf.table, rows, chunks))
+                    if self.spool is not None:
+                        try:
+                            self.spool.write(batch)
+                        except StorageError as e:  # the rows stay in memory and are committed as usual
+                            log.warning("%s", e)
+                    with self._pending_lock:
+                        self._pending.append(batch)
+                    taken += batch.num_rows
+        return taken
 
     def adopt(self, batch: Batch) -> None:
         """Queue an already-built batch (spool recovery, a server's client upload)."""
-        with self._commit_lock:
+        with self._pending_lock:
             self._pending.append(batch)
         self._ensure_thread()
 
@@ -231,7 +266,7 @@ class Committer:
             batch.attempts += 1
             try:
                 tbl = self.store.table(batch.table, refresh=uncertain)
-                if uncertain and is_committed(tbl, batch.batch_id):
+                if uncertain and batch_landed(tbl, batch):
                     self.stats.duplicates_avoided += 1
                     break
                 append(tbl, batch.data, {BATCH_ID: batch.batch_id, WRITER: self._writer})
@@ -248,15 +283,31 @@ class Committer:
                     f"{deadline_s:.0f}s ({type(err).__name__}: {err}). The rows are kept and retried; check "
                     "storage with 'lakeml doctor'.") from err
             log.warning("commit to %s failed (%s: %s); retrying in %.2fs", batch.table, type(err).__name__, err, delay)
-            time.sleep(delay * (0.5 + random.random()))
+            self._pause(delay * (0.5 + random.random()))
             delay = min(delay * 2, 5.0)
         self.stats.commits += 1
         self.stats.rows += batch.num_rows
         self.stats.seconds += time.monotonic() - start
         if self.spool is not None:
             self.spool.mark_committed(batch)
+        if self.maintainer is not None:
+            self.maintainer.note_commit(batch.table, tbl)
         if self.on_commit is not None:
             self.on_commit(batch.table, batch.num_rows)
+
+    def _pause(self, seconds: float) -> None:
+        """Back off between attempts, still moving new rows into the spool meanwhile."""
+        end = time.monotonic() + seconds
+        while True:
+            if self.spool is not None:
+                try:
+                    self._take_new_batches()
+                except Exception as e:  # pragma: no cover - a bad row must not stop the retry
+                    log.warning("could not spool new rows during a retry (%s: %s)", type(e).__name__, e)
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, max(self.interval, 0.05)))
 
     def flush(self, timeout: float | None = None) -> None:
         """Commit everything logged so far; returns once it is in Iceberg.
@@ -275,13 +326,64 @@ class Committer:
             self._wake.set()
             if self._thread is not None and self._thread is not threading.current_thread():
                 self._thread.join(timeout=5)
+            if self.spool is not None and not self._pending:
+                self.spool.close()
             _LIVE.discard(self)
 
 
-def is_committed(tbl: Any, batch_id: str, lookback: int = 200) -> bool:
-    """True if a snapshot of ``tbl`` carries ``batch_id`` (checks the newest ``lookback``)."""
-    snaps = tbl.metadata.snapshots[-lookback:]
+def is_committed(tbl: Any, batch_id: str, lookback: int | None = None) -> bool:
+    """True if a snapshot of ``tbl`` carries ``batch_id`` (the newest ``lookback``, default all)."""
+    snaps = tbl.metadata.snapshots if lookback is None else tbl.metadata.snapshots[-lookback:]
     return any(s.summary is not None and s.summary.get(BATCH_ID) == batch_id for s in reversed(snaps))
+
+
+def batch_landed(tbl: Any, batch: Batch) -> bool:
+    """Did an earlier attempt of ``batch`` commit? (``tbl`` freshly loaded.)
+
+    The answer comes from the snapshot summaries (batch ids) when the table's history
+    since the batch was created is complete. When snapshot expiry has removed part of
+    that window, the rows themselves are looked up instead: the batch landed if every
+    one of its rows is in the table.
+    """
+    if is_committed(tbl, batch.batch_id):
+        return True
+    if history_covers(tbl, batch.created_ms - 1000):
+        return False
+    log.info("history of %s since batch %s was expired; checking its rows", tbl.name(), batch.batch_id)
+    return rows_present(tbl, batch.data)
+
+
+def history_covers(tbl: Any, since_ms: int) -> bool:
+    """True if every snapshot committed to ``main`` since ``since_ms`` is still in the metadata."""
+    snap = tbl.current_snapshot()
+    if snap is None:
+        return True
+    while snap is not None:
+        if snap.timestamp_ms < since_ms or snap.parent_snapshot_id is None:
+            return True
+        snap = tbl.snapshot_by_id(snap.parent_snapshot_id)
+    return False
+
+
+def rows_present(tbl: Any, data: "pa.Table") -> bool:
+    """True if every row of ``data`` (as a multiset) is in ``tbl``."""
+    import json
+    from collections import Counter
+
+    from pyiceberg.expressions import In
+
+    if data.num_rows == 0:
+        return True
+    key = "run_id" if "run_id" in data.column_names else data.column_names[0]
+    values = sorted({v for v in data.column(key).to_pylist() if v is not None})
+    scan = tbl.scan(row_filter=In(key, values)) if values and len(values) <= 1000 else tbl.scan()
+    have = scan.to_arrow().select(data.column_names)
+
+    def keys(t: "pa.Table") -> Counter:
+        return Counter(json.dumps(r, sort_keys=True, default=str) for r in t.to_pylist())
+
+    want, got = keys(data), keys(have)
+    return all(got[k] >= n for k, n in want.items())
 
 
 def rows_to_arrow(contract: Any, rows: list[tuple], *, sort: bool = True, chunks: Any = ()) -> "pa.Table":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from lakeml.errors import ConfigError
 
@@ -14,7 +14,7 @@ def filesystem(uri: str, props: dict[str, str], *, timeout: float = 10.0, attemp
 
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
-        return pafs.LocalFileSystem(), parsed.path if parsed.scheme else uri
+        return pafs.LocalFileSystem(), unquote(parsed.path) if parsed.scheme else uri  # file URIs are %-encoded
     if parsed.scheme in ("s3", "s3a", "s3n"):
         return s3_filesystem(props, timeout=timeout, attempts=attempts), f"{parsed.netloc}{parsed.path}"
     raise ConfigError(f"unsupported storage URI {uri!r}: use file:// or s3:// (MinIO, SeaweedFS, AWS)")

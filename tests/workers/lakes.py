@@ -35,18 +35,23 @@ def reopen(lake: Any, **kwargs: Any):
     return open_spec(lake_spec(lake), **kwargs)
 
 
-def plain_catalog(spec: dict[str, Any]):
-    """The lake's catalog opened with pyiceberg alone (no lakeml code).
+def plain_props(spec: dict[str, Any]) -> dict[str, str]:
+    """``SqlCatalog(props.pop("catalog_name"), **props)`` properties of the lake's catalog.
 
-    pyiceberg's SQL catalog keys its rows by catalog name, so the plain reader uses lakeml's."""
+    pyiceberg's SQL catalog keys its rows by catalog name, so a plain reader uses lakeml's."""
+    from pathlib import Path
+
+    if "warehouse" in spec:
+        root = Path(spec["warehouse"])
+        props = {"uri": f"sqlite:///{root / 'catalog.db'}", "warehouse": root.as_uri()}
+    else:
+        props = {k: v for k, v in spec["properties"].items() if k != "type" and not k.startswith("lakeml.")}
+    return {"catalog_name": spec.get("catalog_name", "lakeml"), **props}
+
+
+def plain_catalog(spec: dict[str, Any]):
+    """The lake's catalog opened with pyiceberg alone (no lakeml code)."""
     from pyiceberg.catalog.sql import SqlCatalog
 
-    name = spec.get("catalog_name", "lakeml")
-    if "warehouse" in spec:
-        from pathlib import Path
-
-        root = Path(spec["warehouse"])
-        return SqlCatalog(name, uri=f"sqlite:///{root / 'catalog.db'}", warehouse=root.as_uri())
-    props = dict(spec["properties"])
-    props.pop("type", None)
-    return SqlCatalog(name, **props)
+    props = plain_props(spec)
+    return SqlCatalog(props.pop("catalog_name"), **props)
