@@ -148,6 +148,12 @@ def test_other_bad_calls(file_lake, run_id):
 
 # -- a dead S3 endpoint -----------------------------------------------------------------------
 
+# How a user makes a dead endpoint fail fast: pyiceberg's own S3 keys, 3 tries per request
+# (lakeml's default retries each request 8 times with backoff, which rides out S3 hiccups
+# but takes minutes to give up on an endpoint that is simply not there).
+FAIL_FAST = {"s3.retry-strategy-impl": "pyarrow.fs.AwsDefaultS3RetryStrategy", "s3.connect-timeout": "1"}
+
+
 def _free_port() -> int:
     import socket
 
@@ -162,8 +168,8 @@ def test_dead_s3_endpoint_raises_and_keeps_the_data(tmp_path):
     port = _free_port()
     endpoint = f"http://127.0.0.1:{port}"
     props = {"s3.endpoint": endpoint, "s3.access-key-id": "testing", "s3.secret-access-key": "testing",
-             "s3.region": "us-east-1", "s3.path-style-access": "true",
-             "s3.connect-timeout": "1", "s3.request-timeout": "1"}
+             "s3.region": "us-east-1", "s3.path-style-access": "true", **FAIL_FAST,
+             "lakeml.spool-dir": str(tmp_path / "spool")}
     lake = lakeml.connect(uri=f"sqlite:///{tmp_path / 'catalog.db'}", warehouse="s3://late/wh",
                           commit_interval=3600, commit_deadline=2, **props)
     server = None
@@ -220,7 +226,8 @@ def test_dead_s3_endpoint_for_artifacts_is_a_storage_error(tmp_path):
     port = _free_port()
     lake = lakeml.connect(uri=f"sqlite:///{tmp_path / 'catalog.db'}", warehouse="s3://nowhere/wh",
                           commit_deadline=1, **{"s3.endpoint": f"http://127.0.0.1:{port}", "s3.access-key-id": "k",
-                                                "s3.secret-access-key": "s", "s3.region": "us-east-1"})
+                                                "s3.secret-access-key": "s", "s3.region": "us-east-1", **FAIL_FAST,
+                                                "lakeml.spool-dir": str(tmp_path / "spool")})
     try:
         run = lake.create_run("dead")
         f = tmp_path / "model.pkl"
@@ -239,7 +246,8 @@ def test_no_silent_loss_at_exit_when_storage_is_dead(tmp_path):
 import lakeml
 lake = lakeml.connect(uri="sqlite:///{tmp_path / 'c.db'}", warehouse="s3://b/wh", commit_deadline=1,
                       commit_interval=3600, **{{"s3.endpoint": "http://127.0.0.1:{port}", "s3.access-key-id": "k",
-                      "s3.secret-access-key": "s", "s3.region": "us-east-1"}})
+                      "s3.secret-access-key": "s", "s3.region": "us-east-1", **{FAIL_FAST!r},
+                      "lakeml.spool-dir": {str(tmp_path / 'spool')!r}}})
 run = lake.create_run("x")
 lake.log_metric(run.run_id, "m", 1.0)
 """

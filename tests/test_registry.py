@@ -171,7 +171,9 @@ def test_gates_refuse_a_failing_version_and_pass_a_good_one(lake):
     assert lake.get_gates("churn").min_metrics == {"val_auc": 0.85}
 
 
-def test_bad_input_gets_typed_errors(lake, run_id):
+def test_bad_input_gets_typed_errors(file_lake):
+    lake = file_lake
+    run_id = train_and_log(lake)
     lake.register_model("churn", run_id=run_id)
     with pytest.raises(NotFoundError, match="no registered model named 'nope'"):
         lake.get_model("nope")
@@ -212,7 +214,8 @@ def test_bad_input_gets_typed_errors(lake, run_id):
     assert [e.event_type for e in lake.registry_events()] == ["model_created", "version_registered"]
 
 
-def test_registry_tables_follow_the_catalog_contract(lake):
+def test_registry_tables_follow_the_catalog_contract(file_lake):
+    lake = file_lake
     from lakeml.storage.contract import load_contracts
 
     contracts = load_contracts()
@@ -269,7 +272,9 @@ def test_projections_catch_up_after_a_lost_write(lake, run_id):
         other.close()
 
 
-def test_model_search_and_listing(lake, run_id):
+def test_model_search_and_listing(file_lake):
+    lake = file_lake
+    run_id = train_and_log(lake)
     lake.create_model("fraud", description="card fraud scores", tags={"team": "risk"})
     lake.register_model("churn", run_id=run_id, tags={"stage": "candidate"})
     assert [m.name for m in lake.list_models()] == ["churn", "fraud"]
@@ -282,7 +287,8 @@ def test_model_search_and_listing(lake, run_id):
     assert m.description == "card fraud" and m.tags == {"team": "risk", "tier": "1"} and m.latest_version is None
 
 
-def test_register_best_model_for_the_demo(lake):
+def test_register_best_model_for_the_demo(file_lake):
+    lake = file_lake
     ids = [train_and_log(lake, experiment="demo", auc=a) for a in (0.81, 0.95, 0.88)]
     mv = lake.register_best_model("churn", experiment="demo", metric="val_auc")
     assert mv.run_id == ids[1] and mv.aliases == ["champion"]

@@ -44,8 +44,17 @@ def sql(query: str = typer.Argument(..., help="SQL over lakeml.<table>, the view
         query = sys.stdin.read()
     if fmt == Format.parquet and out is None:
         raise typer.BadParameter("--format parquet needs --out FILE.parquet", param_hint="--out")
+    import polars as pl
+
+    from lakeml.query.engine import DuckEngine
+
     with open_lake(catalog, warehouse) as lake:
-        df = lake.sql(query, as_of=as_of, read_write=read_write)
+        # one query per process: plain views, no in-memory copies to build first
+        engine = DuckEngine(lake.store, read_write=read_write, cached=False)
+        try:
+            df = pl.from_arrow(engine.query(query, as_of=as_of))
+        finally:
+            engine.close()
     _write(df, fmt, out, max_rows)
 
 

@@ -94,8 +94,9 @@ class Lake(SqlMixin, RegistryMixin, HealthMixin):
         try:
             self.committer.close(timeout)
         finally:
-            if self._engine is not None:
-                self._engine.close()
+            for eng in (self._engine, getattr(self, "_sql_rw_engine", None)):
+                if eng is not None:
+                    eng.close()
 
     def init(self) -> list[str]:
         """Create (or evolve) every lakeml table now; returns their identifiers."""

@@ -236,7 +236,7 @@ class RegistryMixin:
         """Dry run: the rules ``version`` would fail for that promotion (nothing is recorded)."""
         st = self._state_now()
         mv = st.version(names.model_name(name), names.version(version))
-        fails, _ = changes._check(st, mv, self._facts_fn(), alias=names.alias(alias) if alias else None,
+        fails, _ = changes.gate_failures(st, mv, self._facts_fn(), alias=names.alias(alias) if alias else None,
                                   environment=names.environment(environment) if environment else None)
         return fails
 

@@ -129,6 +129,7 @@ class DuckEngine:
         self._checked: set[str] = set()  # metadata locations known to be inside the allowed folders
         self._latest: LatestCache | None = None
         self._latest_users: set[str] | None = None
+        self._snap_key: Any = None
         self._view_defs: list = []
         self.skipped_views: dict[str, str] = {}
         self._empty_sql: dict[tuple[str, int | None], str] = {}
@@ -176,6 +177,7 @@ class DuckEngine:
             raise
         self._con = con
         self._checked.clear()
+        self._snap_key = None
         self._bound.clear()
         self._foreign.clear()
         self._latest = None
@@ -281,7 +283,9 @@ class DuckEngine:
             self._bind_foreign(all_locs)
         if first or changed:
             self._load_views()
-        else:
+        if tables is None:
+            self._bind_input_snapshots()
+        if not (first or changed):
             for n in names:
                 if self._bound[n].added != []:
                     self._materialize(n)
@@ -417,6 +421,44 @@ class DuckEngine:
             con.execute(f"DROP VIEW IF EXISTS {ident(*key)}")
             del self._foreign[key]
 
+    def _bind_input_snapshots(self) -> None:
+        """``<ns>.<table>__snapshots``: the rows of every snapshot of a table that some run logged as input.
+
+        One view per table read by runs, with a leading ``snapshot_id`` column, so one query can
+        compare what two runs saw (``JOIN lakeml.dataset_lineage USING (snapshot_id)``).
+        """
+        con = self._con
+        inputs = self._bound.get("inputs")
+        key = (inputs.location if inputs else None, tuple(sorted(self._foreign.items())))
+        if key == self._snap_key or inputs is None or inputs.location is None:
+            return
+        self._snap_key = key
+        rows = con.execute("SELECT DISTINCT table_identifier, snapshot_id FROM lakeml.inputs WHERE kind = 'iceberg' "
+                           "AND table_identifier IS NOT NULL AND snapshot_id IS NOT NULL ORDER BY ALL").fetchall()
+        by_table: dict[str, list[int]] = {}
+        for t, sid in rows:
+            by_table.setdefault(t, []).append(sid)
+        for table_id, sids in by_table.items():
+            ns, _, tname = table_id.rpartition(".")
+            schema = SCHEMA if ns == self.store.namespace else ns
+            if (schema, tname) not in self._foreign or (schema == SCHEMA and tname in self.store.contracts):
+                continue
+            try:
+                tbl = self.store.catalog.load_table(table_id)
+                live = [sid for sid in sids if tbl.snapshot_by_id(sid) is not None]
+                if not live:
+                    continue
+                if self._rest:
+                    parts = [f"SELECT {sid}::BIGINT AS snapshot_id, * FROM {ident(REST_ALIAS, ns, tname)} "
+                             f"AT (VERSION => {sid})" for sid in live]
+                else:
+                    parts = [f"SELECT {sid}::BIGINT AS snapshot_id, * FROM "
+                             f"iceberg_scan({q(tbl.metadata_location)}, snapshot_from_id = {sid})" for sid in live]
+                con.execute(f"CREATE OR REPLACE VIEW {ident(schema, tname + '__snapshots')} AS "
+                            + " UNION ALL BY NAME ".join(parts))
+            except Exception as e:  # lineage views are a convenience; never break a query over them
+                log.warning("lakeml: cannot map the input snapshots of %s: %s", table_id, e)
+
     def _bind_rest_namespaces(self) -> None:
         cat, con = self.store.catalog, self._con
         try:
@@ -461,8 +503,7 @@ class DuckEngine:
     def _pin(self, as_of: Any) -> None:
         """Point every view at the snapshot current at ``as_of``; undone by :meth:`_unpin`."""
         con = self._con
-        tables = [b.table for b in self._bound.values()]
-        ms = timetravel.resolve_ms(as_of, tables)
+        ms = timetravel.resolve_ms(as_of, self._all_tables())
         for name, b in self._bound.items():
             sid = timetravel.snapshot_at(b.table, ms)
             view = iceberg_sql(b.location, sid) if sid is not None else self._empty(name, b.table)
@@ -484,6 +525,17 @@ class DuckEngine:
             sid = timetravel.snapshot_at(tbl, ms)
             pinned = iceberg_sql(tbl.metadata_location, sid) if sid is not None else f"{view} LIMIT 0"
             con.execute(f"CREATE OR REPLACE VIEW {ident(schema, tname)} AS {pinned}")
+
+    def _all_tables(self):
+        """The pyiceberg tables behind every view: lakeml's first, the others loaded on demand."""
+        for b in self._bound.values():
+            yield b.table
+        for schema, tname in list(self._foreign):
+            ns = self.store.namespace if schema == SCHEMA else schema
+            try:
+                yield self.store.catalog.load_table(f"{ns}.{tname}")
+            except Exception:
+                continue
 
     def _unpin(self) -> None:
         con = self._con

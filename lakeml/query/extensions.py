@@ -43,5 +43,9 @@ def new_connection(database: str = ":memory:", **config):
     cfg = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
     cfg.update(config)
     con = duckdb.connect(database, config=cfg)
-    load_extensions(con)
+    try:
+        load_extensions(con)
+    except BaseException:
+        con.close()
+        raise
     return con

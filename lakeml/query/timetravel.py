@@ -1,9 +1,10 @@
 """Time travel of the metadata: which snapshot of each table was current at a moment.
 
 ``as_of`` is a timestamp (an ISO string such as ``"2026-11-01T00:00:00Z"``, a
-``datetime``, naive meaning UTC) or the id of a snapshot of one of the tables; a
-snapshot id stands for the moment that snapshot was committed, so every table is
-seen as it was then.
+``datetime``, naive meaning UTC) or the id of a snapshot of one of the tables. A
+snapshot id stands for the time that snapshot was its table's current one: the lake
+is seen as it was just before that table changed again (or now, if it has not), so
+the other tables' commits of the same flush are included.
 """
 
 from __future__ import annotations
@@ -47,12 +48,15 @@ def resolve_ms(as_of: Any, tables: Iterable[Any]) -> int:
     kind, value = parse(as_of)
     if kind == "ts":
         return value
+    import time
+
     for tbl in tables:
         if tbl is None:
             continue
         snap = tbl.snapshot_by_id(value)
         if snap is not None:
-            return snap.timestamp_ms
+            later = [e.timestamp_ms for e in tbl.metadata.snapshot_log if e.timestamp_ms > snap.timestamp_ms]
+            return min(later) - 1 if later else int(time.time() * 1000)
     raise InvalidInputError(f"as_of={as_of!r}: no table of the lake has a snapshot with that id (it may have been "
                             "expired); pass a timestamp instead")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 from lakeml.errors import GateError, NotFoundError
 from lakeml.registry.gates import GateFacts, Gates
@@ -93,7 +93,7 @@ def update_version(st: RegistryState, name: str, version: int, *, description: s
                 result=new.replace(aliases=st.aliases_of(name, version)))
 
 
-def _check(st: RegistryState, mv: ModelVersion, facts: FactsFn, *, alias: str | None = None,
+def gate_failures(st: RegistryState, mv: ModelVersion, facts: FactsFn, *, alias: str | None = None,
            environment: str | None = None) -> tuple[list[str], int]:
     """Failed gate rules for promoting ``mv`` (and how many rules applied)."""
     raw = st.models[mv.model_name].gates
@@ -120,7 +120,7 @@ def set_alias(st: RegistryState, name: str, alias: str, version: int, *, facts: 
     cur = st.aliases.get(name, {}).get(alias)
     if cur is not None and cur.version == version:
         return Plan(result=cur)
-    fails, n = _check(st, mv, facts, alias=alias)
+    fails, n = gate_failures(st, mv, facts, alias=alias)
     new = ModelAlias(name, alias, version, cur.version if cur else None, now, actor)
     if fails:
         ch = Change("promotion_refused", "alias", name, new, cur, outcome="refused", version=version, alias=alias,
@@ -149,7 +149,7 @@ def deploy(st: RegistryState, name: str, version: int, *, environment: str, serv
     for d in live:
         if d.version == version and d.service_version == service_version:
             return Plan(result=d)
-    fails, n = _check(st, mv, facts, environment=environment)
+    fails, n = gate_failures(st, mv, facts, environment=environment)
     new = Deployment(uuid.uuid4().hex, name, version, environment, service, service_version, now, actor)
     if fails:
         ch = Change("promotion_refused", "deployment", name, new, None, outcome="refused", version=version,

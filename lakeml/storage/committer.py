@@ -179,6 +179,9 @@ class Committer:
         if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
             with self._buffers_lock:
                 if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                    # Import pyarrow here, not first in the thread: code that looks it up in sys.modules
+                    # (scikit-learn does, on every fit) must never see it half-initialised.
+                    import pyarrow  # noqa: F401
                     self._pid = os.getpid()
                     self._stop.clear()
                     self._thread = threading.Thread(target=self._loop, name="lakeml-committer", daemon=True)

@@ -93,13 +93,19 @@ def resolve(catalog: str | None = None, *, warehouse: str | os.PathLike | None =
     """Resolve a :class:`LakeConfig` from arguments, environment and pyiceberg config."""
     name = catalog or os.environ.get(ENV_CATALOG)
     props = {k.replace("__", "."): str(v) for k, v in properties.items() if v is not None}
-    if not name and not props:
+    lake_opts = {k: v for k, v in props.items() if k.startswith("lakeml.")}  # lakeml's own keys only
+    if not name and len(lake_opts) == len(props):
         if warehouse is not None and "://" in str(warehouse) and not str(warehouse).startswith("file://"):
             raise ConfigError(
                 f"warehouse={warehouse!r} is remote but no catalog was named; pass catalog='<name>' with a "
                 "pyiceberg profile, or uri=... for a SQL catalog")
         wdir = urlparse(str(warehouse)).path if str(warehouse or "").startswith("file://") else warehouse
-        return embedded(wdir, namespace=namespace)
+        cfg = embedded(wdir, namespace=namespace or lake_opts.get(LAKEML_NAMESPACE))
+        if lake_opts:
+            import dataclasses
+
+            cfg = dataclasses.replace(cfg, properties={**cfg.properties, **lake_opts})
+        return cfg
     if name:
         from pyiceberg.utils.config import Config
 

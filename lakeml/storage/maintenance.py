@@ -10,7 +10,8 @@ Time travel promise (:class:`RetentionPolicy`, from the table properties):
 * every snapshot younger than ``lakeml.history.keep-all-ms`` (default 1 minute);
 * the newest ``history.expire.min-snapshots-to-keep`` snapshots (default 10);
 * the last snapshot of every hour for the last ``lakeml.history.hourly-ms`` (default 1 day);
-* the last snapshot of every day up to ``history.expire.max-snapshot-age-ms`` (default 7 days);
+* the last snapshot of every day up to ``history.expire.max-snapshot-age-ms`` (default 7 days),
+  and the one that was current when that window starts;
 * branch and tag heads, always.
 
 So ``AS OF`` any time in the last 7 days resolves to the state at the end of the previous
@@ -108,6 +109,7 @@ class RetentionPolicy:
         keep.update(s.snapshot_id for s in snaps[: self.min_snapshots])
         buckets: set[tuple[str, int]] = set()
         out = []
+        anchored = False
         for s in snaps:  # newest first, so the first one seen in a bucket is its last snapshot
             age = now_ms - s.timestamp_ms
             if age <= self.keep_all_ms:
@@ -117,6 +119,9 @@ class RetentionPolicy:
                 if b not in buckets:
                     buckets.add(b)
                     continue
+            elif not anchored:  # the state as of the window's start: "AS OF" reaches the whole window
+                anchored = True
+                continue
             if s.snapshot_id not in keep:
                 out.append(s.snapshot_id)
         return out[::-1]
