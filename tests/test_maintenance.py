@@ -275,9 +275,10 @@ def test_dry_run_changes_nothing(file_lake):
     plant_orphans(lake)
     tbl = lake.store.reload("metrics")
     meta, n = tbl.metadata_location, len(C.live_files(tbl))
+    planned = sum(len(g) for g in C.plan_groups(C.live_files(tbl), C.CompactionPolicy()))
     report = lake.maintain(dry_run=True, now=LATER)
     t = report.table("metrics")
-    assert report.dry_run and t.files_rewritten == n and t.orphans_deleted >= 3
+    assert report.dry_run and t.files_rewritten == planned > 0 and t.orphans_deleted >= 3
     assert lake.store.reload("metrics").metadata_location == meta
     assert len(C.live_files(lake.store.table("metrics"))) == n
 

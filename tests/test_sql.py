@@ -22,12 +22,12 @@ def populate(lake) -> dict[str, str]:
         for step in range(10):
             lake.log_metric(r.run_id, "auc", 0.5 + 0.04 * depth * (step + 1) / 10, step=step)
             lake.log_metric(r.run_id, "loss", 1.0 / (depth + step + 1), step=step)
-        lake.set_terminated(r.run_id)
+        lake.set_terminated(r.run_id, flush=False)
         ids[f"xgb-{depth}"] = r.run_id
     bad = lake.create_run("churn", run_name="broken")
     lake.log_params(bad.run_id, {"max_depth": 99})
     lake.log_metric(bad.run_id, "auc", 0.99, step=0)
-    lake.set_terminated(bad.run_id, "FAILED", error="boom")
+    lake.set_terminated(bad.run_id, "FAILED", error="boom", flush=False)
     ids["broken"] = bad.run_id
     other = lake.create_run("fraud", run_name="lgbm")
     lake.log_metric(other.run_id, "auc", 0.7)

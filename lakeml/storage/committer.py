@@ -362,8 +362,12 @@ def history_covers(tbl: Any, since_ms: int) -> bool:
     if snap is None:
         return True
     while snap is not None:
-        if snap.timestamp_ms < since_ms or snap.parent_snapshot_id is None:
+        if snap.timestamp_ms < since_ms:
             return True
+        if snap.parent_snapshot_id is None:
+            # the first snapshot ever has sequence number 1; expiry also cuts the parent link
+            # of the oldest snapshot it keeps, so a later "root" means history was removed
+            return (snap.sequence_number or 0) == 1
         snap = tbl.snapshot_by_id(snap.parent_snapshot_id)
     return False
 
