@@ -22,6 +22,7 @@ from lakeml.errors import MissingDependencyError
 
 DEMO_EXPERIMENT = "demo"
 DEMO_TABLE = "demo.breast_cancer"
+DEMO_MODEL = "demo-breast-cancer"
 LEADERBOARD_METRIC = "val_auc"
 
 
@@ -188,18 +189,18 @@ def _report(model: Any, data: tuple, features: list[str], spec: dict[str, Any]) 
 # -- the job ------------------------------------------------------------------------------------
 
 def register_champion(lake: Any, best: dict[str, Any]) -> dict[str, Any] | None:
-    """Model-registry step of the demo: register the best run's model with alias ``champion``.
-
-    Placeholder until the registry lands (issue 3); returns what was registered, or None.
-    """
-    return None
+    """Model-registry step of the demo: register the best run's model with alias ``champion``."""
+    mv = lake.register_model(DEMO_MODEL, run_id=best["run_id"], artifact_path="model",
+                             description=f"best of the demo sweep by {LEADERBOARD_METRIC}")
+    lake.set_alias(DEMO_MODEL, "champion", mv.version)
+    return {"model": DEMO_MODEL, "version": mv.version, "alias": "champion",
+            "uri": f"models:/{DEMO_MODEL}@champion", "run_id": best["run_id"]}
 
 
 def run_demo(lake: Any, *, experiment: str = DEMO_EXPERIMENT, table: str = DEMO_TABLE,
              progress: Callable[[str], None] = lambda msg: None) -> DemoResult:
     """Train the demo models into ``lake`` and return the leaderboard."""
     _sklearn()
-    import joblib
 
     import lakeml
 
@@ -225,9 +226,8 @@ def run_demo(lake: Any, *, experiment: str = DEMO_EXPERIMENT, table: str = DEMO_
                 model = train(spec, data, lambda m, step: lakeml.log_metrics(m, step=step))
                 out = Path(tmp) / spec["name"]
                 out.mkdir()
-                joblib.dump(model, out / "model.joblib")
                 (out / "report.json").write_text(json.dumps(_report(model, data, features, spec), indent=2))
-                lakeml.log_artifact(str(out / "model.joblib"), "model")
+                lakeml.log_model(model, "model", signature=lakeml.infer_signature(Xva[:5], model.predict(Xva[:5])))
                 lakeml.log_artifact(str(out / "report.json"))
             progress(f"trained {spec['name']:<18} in {time.perf_counter() - t1:.1f} s")
 

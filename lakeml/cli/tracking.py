@@ -231,8 +231,12 @@ def demo(experiment: str = typer.Option("demo", "--experiment", "-e", help="expe
     emit(result.leaderboard, output,
          ["rank", "run_name", "val_auc", "val_accuracy", "val_loss", "max_depth", "learning_rate", "run_id"])
     if result.champion:
-        typer.echo(f"registered the best model: {result.champion}")
+        c = result.champion
+        typer.echo(f"registered the best model as {c['model']} version {c['version']} with alias "
+                   f"'{c['alias']}': load it with lakeml.load_model({c['uri']!r})")
     best = result.leaderboard[0]["run_id"] if result.leaderboard else "<run id>"
     typer.echo(f"\ndone in {result.seconds:.1f} s. Next:\n"
                f"  lakeml runs list -e {experiment} --order-by 'metrics.val_auc DESC'\n"
-               f"  lakeml runs show {best}")
+               f"  lakeml runs show {best}\n"
+               f"  lakeml models show {result.champion['model'] + '@champion' if result.champion else '<model>'}\n"
+               f"  lakeml sql \"SELECT * FROM lakeml.leaderboard LIMIT 5\"")

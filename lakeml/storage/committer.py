@@ -25,7 +25,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from lakeml.errors import CommitError, StorageError
+from lakeml.errors import CommitError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -240,8 +240,8 @@ class Committer:
                     if self.spool is not None:
                         try:
                             self.spool.write(batch)
-                        except StorageError as e:  # the rows stay in memory and are committed as usual
-                            log.warning("%s", e)
+                        except Exception as e:  # the rows stay in memory and are committed as usual
+                            log.warning("rows not spooled (%s: %s)", type(e).__name__, e)
                     with self._pending_lock:
                         self._pending.append(batch)
                     taken += batch.num_rows

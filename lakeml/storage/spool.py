@@ -133,7 +133,11 @@ class Spool:
 
         start = time.perf_counter()
         with self._mutex:
-            d = self._ensure_owner()
+            try:
+                d = self._ensure_owner()
+            except (OSError, ConfigError) as e:
+                self.failures += 1
+                raise StorageError(f"cannot use the local spool under {self.root}: {e}") from e
             name = f"{time.time_ns():020d}-{batch.table}-{batch.batch_id}{_SUFFIX}"
             tmp = d / f".tmp-{name}"
             meta = {b"lakeml.table": batch.table.encode(), b"lakeml.batch-id": batch.batch_id.encode(),

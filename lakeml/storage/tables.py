@@ -133,7 +133,8 @@ def _cached_transaction_class() -> type:
             base, updates = self._table.metadata, self._updates
             c = self._lakeml_cache
             if c is None or c[0] is not base or c[1] is not updates:
-                c = self._lakeml_cache = (base, updates, update_table_metadata(base, updates))
+                staged = update_table_metadata(base, updates) if updates else base  # nothing staged yet: base
+                c = self._lakeml_cache = (base, updates, staged)
             return c[2]
 
     return CachedTransaction
