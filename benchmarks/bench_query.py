@@ -145,9 +145,12 @@ def _mlflow_client(root: Path):
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.ERROR)
+    import mlflow
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)  # for mlflow.search_runs (the pandas path)
+    return MlflowClient(tracking_uri=uri)
 
 
 def _mlflow_best(eid: str) -> dict:

@@ -7,6 +7,7 @@ file written during the test as older than the one-day safety age.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import subprocess
@@ -366,3 +367,34 @@ def test_maintenance_while_four_writer_processes_append(file_lake, py):
     for i, points in by_writer.items():  # nothing lost, nothing duplicated
         assert sorted(points) == [(s, i * 10_000_000.0 + s) for s in range(n)]
     assert passes >= 2
+
+
+def test_lakeml_maintain_command(tmp_path):
+    from typer.testing import CliRunner
+
+    from lakeml.cli.main import app
+
+    wh = tmp_path / "wh"
+    lake = lakeml.connect(warehouse=wh, **{"lakeml.maintenance.auto": "false"})
+    try:
+        rows = small_commits(lake, 12, rows=5)
+    finally:
+        lake.close()
+    runner = CliRunner()
+    env = {"LAKEML_WAREHOUSE": str(wh)}
+    res = runner.invoke(app, ["maintain", "--dry-run"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "dry run" in res.stdout and "metrics" in res.stdout and "bytes freed" in res.stdout
+    res = runner.invoke(app, ["maintain", "--table", "metrics", "--retain", "7d", "-o", "json"], env=env)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    (t,) = out["tables"]
+    assert t["table"] == "metrics" and t["files_before"] == 12 and t["max_files_per_partition_after"] == 1
+    assert out["files_after"] < out["files_before"] and t["seconds"] > 0
+    res = runner.invoke(app, ["maintain", "--retain", "soon"], env=env)
+    assert res.exit_code == 1 and "not a duration" in res.output
+    lake = lakeml.connect(warehouse=wh)
+    try:
+        assert checksum(table_rows(lake)) == checksum(rows)
+    finally:
+        lake.close()

@@ -218,3 +218,18 @@ def test_sql_files_are_plain_and_documented():
     for path in sorted(sql_dir().glob("*.sql")) + sorted((sql_dir() / "examples").glob("*.sql")):
         text = path.read_text()
         assert text.lstrip().startswith("--"), f"{path.name} should start with a comment saying what it is"
+
+
+def test_metric_history_across_many_commits(file_lake):
+    """Many commits of several runs each: a run's history is found among files whose bounds overlap."""
+    ids = []
+    for commit in range(8):
+        for j in range(6):
+            r = file_lake.create_run("many")
+            file_lake.log_metric(r.run_id, "x", float(len(ids)), step=commit)
+            ids.append(r.run_id)
+        file_lake.flush()
+    for i, rid in enumerate(ids):
+        h = file_lake.get_metric_history(rid)
+        assert h.select("key", "value").rows() == [("x", float(i))]
+    assert file_lake.get_metric_history(ids[0], "nope").height == 0

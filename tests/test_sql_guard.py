@@ -108,3 +108,13 @@ def test_missing_extension_surfaces_from_lake_sql(file_lake, monkeypatch):
     monkeypatch.setattr(extensions, "EXTENSIONS", ("httpfs", "avro", "iceberg", "notanextension"))
     with pytest.raises(MissingDependencyError, match="pip install"):
         file_lake.sql("SELECT 1")
+
+
+def test_own_duckdb_connection(one_run, tmp_path):
+    import duckdb
+
+    con = one_run.duckdb()
+    assert con.execute("SELECT count(*) FROM lakeml.run_summary").fetchone() == (1,)
+    with pytest.raises(duckdb.PermissionException):
+        con.execute(f"COPY (SELECT 1) TO '{tmp_path}/out.csv'")
+    con.close()

@@ -12,7 +12,8 @@ from lakeml.storage.maintenance import (DEFAULT_ORPHAN_AGE_MS, AutoMaintainer, M
                                         existing_tables, maintain_table, now_ms_from, parse_duration_ms)
 from lakeml.storage.recovery import RecoveryReport, recover
 from lakeml.storage.retry import with_storage_defaults
-from lakeml.storage.spool import Spool, has_dead_owners, spool_root
+from lakeml.errors import InvalidInputError
+from lakeml.storage.spool import SPOOL_INTERVAL, Spool, has_dead_owners, spool_root
 
 if TYPE_CHECKING:  # pragma: no cover
     from lakeml.storage.config import LakeConfig
@@ -36,7 +37,13 @@ class HealthMixin:
     def _health_parts(config: "LakeConfig", store: "TableStore") -> tuple[Spool | None, AutoMaintainer | None]:
         """The spool and the automatic maintainer for a new committer (either may be off)."""
         root = spool_root(config)
-        return (Spool(root) if root is not None else None), AutoMaintainer.from_config(store, config.properties)
+        try:
+            interval = max(0.01, float(config.properties.get(SPOOL_INTERVAL, 200)) / 1000)
+        except ValueError:
+            raise InvalidInputError(f"{SPOOL_INTERVAL}={config.properties[SPOOL_INTERVAL]!r} is not a number of "
+                                    "milliseconds; use e.g. 200") from None
+        spool = Spool(root, interval=interval) if root is not None else None
+        return spool, AutoMaintainer.from_config(store, config.properties)
 
     def _start_recovery(self) -> None:
         """Recover dead processes' spools in the background, if there are any."""

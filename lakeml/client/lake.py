@@ -221,7 +221,7 @@ class Lake(SqlMixin, RegistryMixin, HealthMixin):
         """Buffer one metric point (no I/O). NaN and +/-inf are stored as given."""
         if run_id not in self._runs:
             self._state(run_id)
-        if key not in self._ok_keys:
+        if type(key) is not str or key not in self._ok_keys:  # (an unhashable key must reach validation)
             v.validate_key(key, "metric")
             self._ok_keys.add(key)
         if type(value) is not float:

@@ -46,6 +46,7 @@ UNCACHED = {"metrics"}  # tables too large to copy into memory
 MATERIALIZED = {"lakeml.runs_latest": ("runs", "run_id"), "lakeml.params_latest": ("params", "run_id"),
                 "lakeml.tags_latest": ("tags", "run_id"), "lakeml.experiments_latest": ("experiments", "experiment_id")}
 _MANIFESTS = ManifestCache()
+_FILE_RUNS: dict[str, frozenset] = {}  # data file path -> the run ids it holds (files are immutable)
 
 
 def s3_secret_sql(props: dict[str, str], name: str = "lakeml_s3") -> str | None:
@@ -632,13 +633,32 @@ class DuckEngine:
                     b._pruner, b._pruner_for = bucket_pruner(b.table, "run_id"), b.table
                     pruner = b._pruner
                 field_id = b.table.schema().find_field("run_id").field_id
-                paths = files_for(b.listing, field_id, run_id, pruner)
+                paths = self._files_with_run(files_for(b.listing, field_id, run_id, pruner), run_id)
                 if not paths:
                     src = f"({self._empty('metrics', b.table)})"
                 else:
                     src = parquet_source().replace("$paths", "[" + ", ".join(q(p) for p in paths) + "]")
             return _fetch(self._con.execute(
                 f"SELECT key, step, value, timestamp FROM {src} WHERE {where} ORDER BY key, step, timestamp"))
+
+    def _files_with_run(self, paths: list[str], run_id: str) -> list[str]:
+        """Narrow ``paths`` to the files that hold ``run_id``, from a per-file index of run ids.
+
+        Column bounds prune little when a commit holds many runs; each candidate file's run ids
+        are read once (files are immutable) and kept, so later lookups read 1-2 files.
+        """
+        if len(paths) <= 2:
+            return paths
+        unknown = [p for p in paths if p not in _FILE_RUNS]
+        if unknown:
+            src = parquet_source().replace("$paths", "[" + ", ".join(q(p) for p in unknown) + "]")
+            found = dict(self._con.execute(
+                f"SELECT file_index, list(DISTINCT run_id) FROM {src} GROUP BY 1").fetchall())
+            if len(_FILE_RUNS) + len(unknown) > 200_000:
+                _FILE_RUNS.clear()
+            for i, p in enumerate(unknown):
+                _FILE_RUNS[p] = frozenset(found.get(i) or ())
+        return [p for p in paths if run_id in _FILE_RUNS.get(p, (run_id,))]
 
     def close(self) -> None:
         with self._lock:

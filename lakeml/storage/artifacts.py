@@ -36,6 +36,10 @@ def clean_artifact_path(path: str | None) -> str:
         raise InvalidInputError(f"artifact path {path!r} contains '.' or '..'; artifact paths cannot leave their run")
     if any("\x00" in s for s in parts):
         raise InvalidInputError(f"artifact path {path!r} contains a NUL byte")
+    if any(len(s.encode("utf-8")) > 255 for s in parts) or len(p.encode("utf-8")) > 1024:
+        raise InvalidInputError(f"artifact path {path[:60]!r}... is too long ({len(p.encode('utf-8'))} bytes): each "
+                                "part may have 255 bytes and the whole path 1024 (file-system and S3 limits); "
+                                "use a shorter name")
     return "/".join(parts)
 
 

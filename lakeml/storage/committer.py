@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("lakeml.committer")
 
 BATCH_ID = "lakeml.batch-id"
+BATCH_IDS = "lakeml.batch-ids"  # every batch a merged commit holds (comma-separated)
+MAX_MERGE = 64  # batches merged into one commit at most (bounds the summary)
 WRITER = "lakeml.writer"
 
 _LIVE: "weakref.WeakSet[Committer]" = weakref.WeakSet()
@@ -98,10 +100,15 @@ class Batch:
     attempts: int = 0
     created_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     spool_path: Any = None  # the spool segment it was recovered from, if any
+    parts: list["Batch"] = field(default_factory=list)  # the batches a merged batch holds
 
     @property
     def num_rows(self) -> int:
         return self.data.num_rows
+
+    @property
+    def ids(self) -> list[str]:
+        return [b.batch_id for b in self.parts] if self.parts else [self.batch_id]
 
 
 @dataclass
@@ -186,6 +193,19 @@ class Committer:
                     self._stop.clear()
                     self._thread = threading.Thread(target=self._loop, name="lakeml-committer", daemon=True)
                     self._thread.start()
+                    if self.spool is not None:  # spools on its own cadence, whatever a commit costs
+                        self._spooler = threading.Thread(target=self._spool_loop, name="lakeml-spooler",
+                                                         daemon=True)
+                        self._spooler.start()
+
+    def _spool_loop(self) -> None:
+        pid = self._pid
+        while not self._stop.wait(getattr(self.spool, "interval", 0.2)) and self._pid == pid:
+            try:
+                self._take_new_batches()
+                self.spool.heartbeat()
+            except BaseException as e:  # pragma: no cover - never let the thread die silently
+                log.warning("lakeml spooler tick failed (%s: %s)", type(e).__name__, e)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -196,8 +216,6 @@ class Committer:
             except BaseException as e:  # never let the thread die silently
                 self.last_error = e
                 log.exception("lakeml committer tick failed")
-            if self.spool is not None:
-                self.spool.heartbeat()
             if self.maintainer is not None and not self._stop.is_set():
                 try:
                     self.maintainer.run_due()
@@ -210,8 +228,7 @@ class Committer:
             self._take_new_batches()
             committed = 0
             failures: list[BaseException] = []
-            with self._pending_lock:
-                todo = list(self._pending)
+            todo = self._merge_pending()
             for batch in todo:
                 try:
                     self._commit(batch, deadline if deadline is not None else self.deadline)
@@ -247,6 +264,33 @@ class Committer:
                     taken += batch.num_rows
         return taken
 
+    def _merge_pending(self) -> list[Batch]:
+        """Pending batches, those of one table not yet attempted merged into one commit each."""
+        import pyarrow as pa
+
+        with self._pending_lock:
+            out: list[Batch] = []
+            fresh: dict[str, list[Batch]] = {}
+            for b in self._pending:
+                if b.attempts == 0 and not b.parts:
+                    group = fresh.setdefault(b.table, [])
+                    if len(group) < MAX_MERGE:
+                        group.append(b)
+                        continue
+                out.append(b)
+            for table, group in fresh.items():
+                if len(group) == 1:
+                    out.append(group[0])
+                    continue
+                data = pa.concat_tables([g.data for g in group])
+                contract = self.store.contracts.get(table)
+                if self.sort and contract is not None and contract.sort and not is_sorted(data, contract.sort):
+                    data = data.sort_by([(c, "ascending") for c in contract.sort])
+                out.append(Batch(table, data, batch_id=group[0].batch_id, parts=group,
+                                 created_ms=min(g.created_ms for g in group)))
+            self._pending = out
+            return list(out)
+
     def adopt(self, batch: Batch) -> None:
         """Queue an already-built batch (spool recovery, a server's client upload)."""
         with self._pending_lock:
@@ -272,7 +316,10 @@ class Committer:
                 if uncertain and batch_landed(tbl, batch):
                     self.stats.duplicates_avoided += 1
                     break
-                append(tbl, batch.data, {BATCH_ID: batch.batch_id, WRITER: self._writer})
+                props = {BATCH_ID: batch.batch_id, WRITER: self._writer}
+                if batch.parts:
+                    props[BATCH_IDS] = ",".join(batch.ids)
+                append(tbl, batch.data, props)
                 break
             except CommitFailedException as e:
                 err: BaseException = e
@@ -292,7 +339,8 @@ class Committer:
         self.stats.rows += batch.num_rows
         self.stats.seconds += time.monotonic() - start
         if self.spool is not None:
-            self.spool.mark_committed(batch)
+            for part in batch.parts or [batch]:
+                self.spool.mark_committed(part)
         if self.maintainer is not None:
             self.maintainer.note_commit(batch.table, tbl)
         if self.on_commit is not None:
@@ -327,8 +375,9 @@ class Committer:
         finally:
             self._stop.set()
             self._wake.set()
-            if self._thread is not None and self._thread is not threading.current_thread():
-                self._thread.join(timeout=5)
+            for t in (self._thread, getattr(self, "_spooler", None)):
+                if t is not None and t is not threading.current_thread():
+                    t.join(timeout=5)
             if self.spool is not None and not self._pending:
                 self.spool.close()
             _LIVE.discard(self)
@@ -337,7 +386,11 @@ class Committer:
 def is_committed(tbl: Any, batch_id: str, lookback: int | None = None) -> bool:
     """True if a snapshot of ``tbl`` carries ``batch_id`` (the newest ``lookback``, default all)."""
     snaps = tbl.metadata.snapshots if lookback is None else tbl.metadata.snapshots[-lookback:]
-    return any(s.summary is not None and s.summary.get(BATCH_ID) == batch_id for s in reversed(snaps))
+    for s in reversed(snaps):
+        props = s.summary.additional_properties if s.summary is not None else {}
+        if props.get(BATCH_ID) == batch_id or batch_id in (props.get(BATCH_IDS) or "").split(","):
+            return True
+    return False
 
 
 def batch_landed(tbl: Any, batch: Batch) -> bool:
@@ -348,7 +401,7 @@ def batch_landed(tbl: Any, batch: Batch) -> bool:
     that window, the rows themselves are looked up instead: the batch landed if every
     one of its rows is in the table.
     """
-    if is_committed(tbl, batch.batch_id):
+    if is_committed(tbl, batch.batch_id):  # a merged batch's ids were committed together
         return True
     if history_covers(tbl, batch.created_ms - 1000):
         return False

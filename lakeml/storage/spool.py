@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("lakeml.spool")
 
 SPOOL_DIR = "lakeml.spool-dir"
+SPOOL_INTERVAL = "lakeml.spool-interval-ms"
 OFF = {"off", "none", "false", "0", "disabled"}
 _PREFIX = "owner-"
 _SUFFIX = ".arrow"
@@ -93,12 +94,14 @@ class Spool:
     """The spool of one writing process (created on first write).
 
     ``write(batch)`` returns once the batch is on disk (fsync); ``mark_committed(batch)``
-    deletes it. ``fsync=False`` skips the fsync calls (tests, or a tmpfs spool).
+    deletes it. ``fsync=False`` skips the fsync calls (tests, or a tmpfs spool). ``interval``:
+    how often the committer moves buffered rows here (``lakeml.spool-interval-ms``).
     """
 
-    def __init__(self, root: str | os.PathLike, *, fsync: bool = True):
+    def __init__(self, root: str | os.PathLike, *, fsync: bool = True, interval: float = 0.2):
         self.root = Path(root)
         self.fsync = fsync
+        self.interval = interval  # seconds between spool writes (the durability window's main part)
         self.dir: Path | None = None
         self._lock_fd: int | None = None
         self._pid: int | None = None

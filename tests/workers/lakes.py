@@ -45,7 +45,8 @@ def plain_props(spec: dict[str, Any]) -> dict[str, str]:
         root = Path(spec["warehouse"])
         props = {"uri": f"sqlite:///{root / 'catalog.db'}", "warehouse": root.as_uri()}
     else:
-        props = {k: v for k, v in spec["properties"].items() if k != "type" and not k.startswith("lakeml.")}
+        props = {k: v for k, v in spec["properties"].items()  # nothing of lakeml's, not even its S3 retry class
+                 if k != "type" and not k.startswith("lakeml.") and not str(v).startswith("lakeml.")}
     return {"catalog_name": spec.get("catalog_name", "lakeml"), **props}
 
 
