@@ -57,9 +57,9 @@ class Lake(SqlMixin, RegistryMixin, HealthMixin):
 
     def __init__(self, config: LakeConfig, *, clock: Clock = now_us, commit_interval: float = 1.0,
                  commit_deadline: float = 120.0, max_buffer_rows: int = 500_000):
-        self.config = config = self._storage_defaults(config)  # S3 retries and timeouts
+        self.config = config
         self.clock = clock
-        self.store = TableStore(config)
+        self.store = TableStore(self._storage_defaults(config))  # + S3 retries and timeouts for pyiceberg
         spool, maintainer = self._health_parts(config, self.store)  # crash-safe spool, auto maintenance
         self.committer = Committer(self.store, interval=commit_interval, deadline=commit_deadline,
                                    max_rows=max_buffer_rows, spool=spool, maintainer=maintainer)

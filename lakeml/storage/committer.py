@@ -218,7 +218,8 @@ class Committer:
                 log.exception("lakeml committer tick failed")
             if self.maintainer is not None and not self._stop.is_set():
                 try:
-                    self.maintainer.run_due()
+                    with self._commit_lock:  # never race this process's own appends (commit conflicts)
+                        self.maintainer.run_due()
                 except BaseException as e:  # maintenance is best effort; logging goes on
                     log.warning("automatic maintenance failed (%s: %s)", type(e).__name__, e)
 

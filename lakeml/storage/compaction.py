@@ -183,7 +183,7 @@ def compact(tbl: "Table", policy: CompactionPolicy, *, properties: dict[str, str
     files are abandoned (orphan cleanup removes them) and the table is planned again,
     up to ``attempts`` times.
     """
-    from pyiceberg.exceptions import ValidationException
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
 
     props = {MAINTENANCE: "compact", **(properties or {})}
     conflicts, notes = 0, []
@@ -210,7 +210,9 @@ def compact(tbl: "Table", policy: CompactionPolicy, *, properties: dict[str, str
                 progress(sum(f.file_size_in_bytes for f in g))
         try:
             res.snapshot_id = commit_rewrite(tbl, removed, added, props)
-        except ValidationException as e:  # a file we replace was removed meanwhile: plan again
+        except (ValidationException, CommitFailedException) as e:
+            # a file we replace was removed meanwhile, or the table allows no rebase (the registry
+            # tables set commit.retry.num-retries to 0) and another writer committed: plan again
             conflicts += 1
             notes.append(f"attempt {attempt + 1}: {e}")
             log.info("compaction of %s lost a race (%s); planning again", tbl.name(), e)
@@ -228,10 +230,18 @@ def compact(tbl: "Table", policy: CompactionPolicy, *, properties: dict[str, str
 
 def rewrite_manifests(tbl: "Table", *, properties: dict[str, str] | None = None) -> tuple[int, int]:
     """Merge the current snapshot's manifests (no data change); returns (before, after)."""
+    from pyiceberg.exceptions import CommitFailedException
+
     before = _manifest_count(tbl)
     if before <= 1:
         return before, before
-    commit_rewrite(tbl, [], [], {MAINTENANCE: "rewrite-manifests", **(properties or {})})
+    for attempt in range(5):
+        try:
+            commit_rewrite(tbl, [], [], {MAINTENANCE: "rewrite-manifests", **(properties or {})})
+            break
+        except CommitFailedException:  # another writer won; merging again is just as good
+            time.sleep(0.05 * (attempt + 1))
+            tbl = _reload(tbl)
     return before, _manifest_count(tbl)
 
 

@@ -77,6 +77,11 @@ def parse_duration_ms(value: str | int | float | timedelta | None, what: str = "
     return int(float(m[1]) * _UNITS[m[2] or "s"])
 
 
+def table_props(store: "TableStore", tbl: "Table") -> dict[str, str]:
+    """The maintenance settings of a table: its own properties over the lake's (catalog) ones."""
+    return {**store.config.properties, **tbl.properties}
+
+
 def _int(props: dict[str, str], key: str, default: int) -> int:
     try:
         return int(props.get(key, default))
@@ -234,7 +239,7 @@ def maintain_table(store: "TableStore", name: str, *, now_ms: int, dry_run: bool
     rep.snapshots_before = rep.snapshots_after = len(tbl.metadata.snapshots)
     snap = tbl.current_snapshot()
     rep.manifests_before = rep.manifests_after = len(snap.manifests(tbl.io)) if snap else 0
-    policy = compaction or CompactionPolicy(small_file_bytes=_int(tbl.properties, SMALL_FILE, 32 << 20))
+    policy = compaction or CompactionPolicy(small_file_bytes=_int(table_props(store, tbl), SMALL_FILE, 32 << 20))
     props = store.config.properties
 
     if do_compact and snap is not None:
@@ -251,7 +256,7 @@ def maintain_table(store: "TableStore", name: str, *, now_ms: int, dry_run: bool
                 rewrite_manifests(tbl)
                 tbl = _load(store, name)
     if do_expire:
-        policy_r = RetentionPolicy.for_table(tbl.properties, retain_ms)
+        policy_r = RetentionPolicy.for_table(table_props(store, tbl), retain_ms)
         n, tbl = expire_snapshots(tbl, policy_r, now_ms, dry_run=dry_run)
         if dry_run:
             rep.notes.append(f"would expire {n} snapshots")
@@ -375,7 +380,7 @@ class AutoMaintainer:
             st.added_files = 0
             small = [f for f in live_files(tbl) if f.file_size_in_bytes < p.small_file_bytes]
             compact_now = _max_per_part(small) >= p.max_files_per_partition
-        retention = RetentionPolicy.for_table(tbl.properties)
+        retention = RetentionPolicy.for_table(table_props(self.store, tbl))
         expire_now = len(retention.expirable(tbl.metadata, now)) >= p.max_expirable_snapshots
         if not expire_now and st.commits % 50 == 0 and p.max_metadata_bytes > 0:
             expire_now = _metadata_bytes(tbl) > p.max_metadata_bytes
