@@ -205,7 +205,7 @@ def bench_c(args) -> None:
     lakeml.set_lake(lake)
     secs, marks = _sweep_lakeml(lakeml, runs, P, M, S, max(1, runs // 10))
     lakeml.set_lake(None)
-    df = lake.search_runs("sweep")
+    df = lake.search_runs("sweep", max_results=runs + 1)
     assert df.height == runs and set(df["status"].to_list()) == {"FINISHED"}
     lake.close()
     first = marks[0][1] / marks[0][0] if marks else secs / runs

@@ -116,6 +116,8 @@ def test_trained_on_from_the_cli(wh, tmp_path):
 
 
 def test_cli_bad_input(wh):
+    if "churn" not in ok(wh, "list"):  # this test may run alone (or on another xdist worker)
+        ok(wh, "register", "churn", "--run-id", wh.run_id)
     fails(wh, "show", "ghost", needle="NotFoundError: no registered model named 'ghost'")
     fails(wh, "show", "churn/99", needle="has no version 99")
     fails(wh, "show", "churn@gold", needle="no alias 'gold'")

@@ -227,12 +227,16 @@ class Progress:
 def maintain_table(store: "TableStore", name: str, *, now_ms: int, dry_run: bool = False,
                    retain_ms: int | None = None, orphan_age_ms: int = DEFAULT_ORPHAN_AGE_MS,
                    compaction: CompactionPolicy | None = None, do_compact: bool = True, do_expire: bool = True,
-                   do_orphans: bool = True, progress: Progress | None = None) -> TableReport:
-    """Compact, merge manifests, expire snapshots and delete orphans of lakeml table ``name``."""
+                   do_orphans: bool = True, progress: Progress | None = None, measure: bool = True,
+                   table: "Table | None" = None) -> TableReport:
+    """Compact, merge manifests, expire snapshots and delete orphans of lakeml table ``name``.
+
+    ``measure=False`` skips re-reading the table at the end for the "after" numbers, and ``table``
+    is a current Table object to start from (automatic maintenance, in the committer's thread)."""
     start = time.perf_counter()
     progress = progress or Progress()
     rep = TableReport(name, dry_run=dry_run)
-    tbl = _load(store, name)
+    tbl = table if table is not None else _load(store, name)
     files = live_files(tbl)
     rep.files_before = rep.files_after = len(files)
     rep.max_files_per_partition_before = rep.max_files_per_partition_after = _max_per_part(files)
@@ -251,7 +255,8 @@ def maintain_table(store: "TableStore", name: str, *, now_ms: int, dry_run: bool
         rep.files_rewritten, rep.bytes_rewritten = res.files_rewritten, res.bytes_rewritten
         rep.notes += res.notes
         if not dry_run:
-            tbl = _load(store, name)
+            if res.snapshot_id is None or res.conflicts:  # else the commit updated ``tbl`` in place
+                tbl = _load(store, name)
             if res.snapshot_id is None and rep.manifests_before > 1:
                 rewrite_manifests(tbl)
                 tbl = _load(store, name)
@@ -269,7 +274,7 @@ def maintain_table(store: "TableStore", name: str, *, now_ms: int, dry_run: bool
         rep.bytes_before = o.bytes_total
         rep.bytes_after = o.bytes_total - o.bytes_freed
         rep.notes += [f"could not delete {f}" for f in o.failed]
-    if not dry_run:
+    if not dry_run and measure:
         tbl = _load(store, name)
         files = live_files(tbl)
         rep.files_after = len(files)
@@ -302,7 +307,7 @@ class AutoPolicy:
     """When the committer maintains a table by itself (all configurable, see docs/health.md)."""
 
     enabled: bool = True
-    max_files_per_partition: int = 8
+    max_files_per_partition: int = 4
     max_expirable_snapshots: int = 16
     max_metadata_bytes: int = 4 << 20
     orphan_interval_ms: int = HOUR_MS
@@ -389,16 +394,17 @@ class AutoMaintainer:
             return
         policy = CompactionPolicy(small_file_bytes=p.small_file_bytes, min_files=p.max_files_per_partition)
         rep = maintain_table(self.store, table, now_ms=now, compaction=policy, do_compact=compact_now,
-                             do_expire=expire_now or compact_now, do_orphans=orphans_now)
+                             do_expire=expire_now, do_orphans=orphans_now, measure=False,
+                             table=self.store.reload(table))
         if orphans_now:
             st.last_orphans_ms = now
             self.orphan_passes += 1
         self.compactions += int(compact_now)
-        self.expiries += int(expire_now or compact_now)
+        self.expiries += int(expire_now)
         self.runs = (self.runs + [rep])[-50:]
         self.store.reload(table)  # the committer's next append starts from the maintained head
-        log.info("auto-maintained %s: files %d -> %d, snapshots %d -> %d, %.2fs", table, rep.files_before,
-                 rep.files_after, rep.snapshots_before, rep.snapshots_after, rep.seconds)
+        log.info("auto-maintained %s: %d files rewritten, %d snapshots before, %.2fs", table,
+                 rep.files_rewritten, rep.snapshots_before, rep.seconds)
 
 
 def _metadata_bytes(tbl: "Table") -> int:
