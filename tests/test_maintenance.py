@@ -156,7 +156,7 @@ def test_retention_keeps_what_time_travel_promises():
 
 def test_thousand_small_commits_then_maintenance(file_lake):
     lake = file_lake
-    rows = small_commits(lake, 1000, expire_every=50)
+    rows = small_commits(lake, 1000, expire_every=20)
     orphans = plant_orphans(lake)
     before = table_rows(lake)
     assert len(before) == len(rows) == 20_000 and checksum(before) == checksum(rows)

@@ -123,5 +123,7 @@ class HealthMixin:
                 self.store, name, now_ms=now_ms, dry_run=dry_run, retain_ms=retain_ms,
                 orphan_age_ms=DEFAULT_ORPHAN_AGE_MS if age_ms is None else age_ms,
                 do_compact=compact, do_expire=expire, do_orphans=orphans, progress=progress))
+            if not dry_run:
+                self.store.reload(name)  # this client's next commit starts from the maintained head
         report.seconds = time.perf_counter() - start
         return report
