@@ -121,7 +121,8 @@ def append(tbl: "Table", data: Any, snapshot_properties: dict[str, str]) -> None
 @lru_cache(maxsize=1)
 def _cached_transaction_class() -> type:
     from pyiceberg.table import Transaction
-    from pyiceberg.table.update import update_table_metadata
+
+    staged_metadata = _staged_metadata_function()
 
     class CachedTransaction(Transaction):
         """Computes the staged metadata once per (base metadata, staged updates); both are immutable."""
@@ -133,11 +134,38 @@ def _cached_transaction_class() -> type:
             base, updates = self._table.metadata, self._updates
             c = self._lakeml_cache
             if c is None or c[0] is not base or c[1] is not updates:
-                staged = update_table_metadata(base, updates) if updates else base  # nothing staged yet: base
+                staged = staged_metadata(base, updates) if updates else base  # nothing staged yet: base
                 c = self._lakeml_cache = (base, updates, staged)
             return c[2]
 
     return CachedTransaction
+
+
+def _staged_metadata_function():
+    """``update_table_metadata`` minus its final deep copy (pyiceberg's models are frozen, so the
+    copy only costs time: O(snapshots) per call). Falls back to the public function."""
+    from pyiceberg.table.update import update_table_metadata
+
+    try:
+        from pyiceberg.table.update import _apply_table_update, _TableMetadataUpdateContext
+        from pyiceberg.utils.datetime import datetime_to_millis
+    except ImportError:  # pragma: no cover - another pyiceberg version
+        return update_table_metadata
+
+    def staged(base, updates):
+        from datetime import datetime
+
+        context = _TableMetadataUpdateContext()
+        new = base
+        for update in updates:
+            new = _apply_table_update(update, new, context)
+        if context.has_changes() and base.last_updated_ms == new.last_updated_ms:
+            new = new.model_copy(update={"last_updated_ms": datetime_to_millis(datetime.now().astimezone())})
+        new.spec().check_compatible(new.schema())
+        new.sort_order().check_compatible(new.schema())
+        return new
+
+    return staged
 
 
 def evolve(tbl: "Table", c: TableContract) -> "Table":
