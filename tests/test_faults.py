@@ -75,6 +75,8 @@ def test_storage_down_past_the_deadline_raises_and_keeps_the_rows(s3_bucket, tmp
     with FaultProxy(up.hostname, up.port, rate=0.0) as proxy:
         lake = _proxied_lake(server, bucket, tmp_path, proxy, commit_interval=3600, commit_deadline=2,
                              **{"s3.connect-timeout": "1", "s3.request-timeout": "2",
+                                # 3 tries per request instead of lakeml's 8: the outage is reached sooner
+                                "s3.retry-strategy-impl": "pyarrow.fs.AwsStandardS3RetryStrategy",
                                 "lakeml.maintenance.auto": "false"})
         try:
             run = lake.create_run("outage")

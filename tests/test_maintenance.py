@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import subprocess
 import time
@@ -338,9 +337,7 @@ def _wait_for(cond, timeout: float = 60.0) -> None:
 def test_maintenance_while_four_writer_processes_append(file_lake, py):
     lake = file_lake
     spec = lake_spec(lake)
-    import json
-
-    n = 3000
+    n = 10_000
     procs = [subprocess.Popen([py, "-m", "tests.workers.writer", json.dumps(spec), str(i), str(n)], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
     passes = 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -11,7 +10,6 @@ import pyarrow as pa
 import pytest
 
 import lakeml
-from lakeml.errors import StorageError
 from lakeml.storage.committer import Batch
 from lakeml.storage.spool import Spool, claim_dead_owners, has_dead_owners, list_segments, spool_root
 
