@@ -184,9 +184,18 @@ class Lake(SqlMixin, RegistryMixin, HealthMixin):
         return self._run_entity(run_id, state)
 
     def _event(self, run_id: str, st: _RunState, status: RunStatus, end_us: int | None, error: str | None) -> None:
+        user, source, commit, host = self._process_facts()
         self._buf["runs"].add((run_id, st.experiment_id, self.clock(), next(self._seq), status.value, st.run_name,
-                               st.parent_run_id, st.start_us, end_us, runinfo.current_user(), runinfo.source(),
-                               runinfo.git_commit(), error, runinfo.host(), os.getpid(), st.experiment_name))
+                               st.parent_run_id, st.start_us, end_us, user, source, commit, error, host,
+                               os.getpid(), st.experiment_name))
+
+    def _process_facts(self) -> tuple:
+        """User, entry point, git commit and host: read once per process, not per run event."""
+        facts = getattr(self, "_facts", None)
+        if facts is None or facts[0] != os.getpid():
+            facts = self._facts = (os.getpid(), (runinfo.current_user(), runinfo.source(),
+                                                 runinfo.git_commit(), runinfo.host()))
+        return facts[1]
 
     def set_terminated(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, *,
                        error: str | None = None, end_time_ms: int | None = None, flush: bool = True) -> None:
