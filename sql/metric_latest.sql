@@ -5,11 +5,14 @@
 -- time-travel queries use.
 CREATE OR REPLACE VIEW lakeml.metric_latest AS
 SELECT run_id, key,
-       arg_max(value, struct_pack(step, timestamp, value))::DOUBLE AS value,
-       max(step)::BIGINT AS step,
-       arg_max(timestamp, struct_pack(step, timestamp, value)) AS timestamp,
-       min(value)::DOUBLE AS min_value,
-       max(value)::DOUBLE AS max_value,
-       count(*)::BIGINT AS count
-FROM lakeml.metrics
-GROUP BY run_id, key;
+       latest.value::DOUBLE AS value,
+       latest.step::BIGINT AS step,
+       latest.timestamp AS timestamp,
+       min_value::DOUBLE AS min_value,
+       max_value::DOUBLE AS max_value,
+       count::BIGINT AS count
+FROM (SELECT run_id, key,
+             max(struct_pack(step, timestamp, value)) AS latest,  -- a struct compares field by field
+             min(value) AS min_value, max(value) AS max_value, count(*) AS count
+      FROM lakeml.metrics
+      GROUP BY run_id, key);

@@ -52,20 +52,14 @@ class SqlMixin:
         return self.engine.table_names()
 
     def metric_histories(self, run_ids: Iterable[str], key: str | None = None) -> "pl.DataFrame":
-        """The full history of many runs at once: run_id, key, step, value, timestamp (one query)."""
+        """The full history of many runs at once: run_id, key, step, value, timestamp, ordered by run."""
         import polars as pl
 
         ids = [v.validate_run_id(r) for r in run_ids]
         if key is not None:
             v.validate_key(key, "metric")
         self._read_ready()
-        where = "run_id IN (SELECT unnest($ids::VARCHAR[]))" + (" AND key = $key" if key is not None else "")
-        args: dict[str, Any] = {"ids": ids}
-        if key is not None:
-            args["key"] = key
-        return pl.from_arrow(self.engine.arrow(
-            f"SELECT run_id, key, step, value, timestamp FROM lakeml.metrics WHERE {where} "
-            "ORDER BY run_id, key, step, timestamp", args, tables=["metrics"]))
+        return pl.from_arrow(self.engine.metric_histories(ids, key))
 
     def duckdb(self, *, read_write: bool = False) -> "duckdb.DuckDBPyConnection":
         """A new DuckDB connection of your own with every view of :meth:`sql`, at the current snapshots.

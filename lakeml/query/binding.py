@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lakeml.errors import NotFoundError, StorageError
-from lakeml.query import locations
+from lakeml.query import locations, summary_store
 from lakeml.query.attach import INTERNAL, SCHEMA, iceberg_sql
 from lakeml.query.cache import TableCache, ident
 from lakeml.query.files import EMPTY, ManifestCache
@@ -150,7 +150,7 @@ class BindingMixin:
         con.execute(f"CREATE OR REPLACE VIEW {ident(SCHEMA, name)} AS {view}")
         if name == "metrics" and self.cached:
             if self._latest is not None:  # built on first need (see _ensure_latest), then kept current
-                self._latest.sync(con, tbl, listing)
+                summary_store.sync(con, self._latest, tbl, listing)
         b.location, b.table, b.listing, b.schema_id, b.view_sql = loc, tbl, listing, schema_id, view
         self._bound[name] = b
         return columns_changed

@@ -20,17 +20,14 @@ SCHEMA = "__lakeml"  # DuckDB schema of the caches (internal; readable, never wr
 # combines two such summaries into one, which is what makes the summary incremental.
 LATEST_COLUMNS = ("run_id VARCHAR, key VARCHAR, value DOUBLE, step BIGINT, timestamp TIMESTAMP WITH TIME ZONE, "
                   "min_value DOUBLE, max_value DOUBLE, count BIGINT")
-_ORDER = "struct_pack(step, timestamp, value)"
-LATEST_FROM_POINTS = f"""
-  SELECT run_id, key, arg_max(value, {_ORDER})::DOUBLE AS value, max(step)::BIGINT AS step,
-         arg_max(timestamp, {_ORDER}) AS timestamp, min(value)::DOUBLE AS min_value,
-         max(value)::DOUBLE AS max_value, count(*)::BIGINT AS count
-  FROM {{src}} GROUP BY run_id, key"""
-_MERGE = f"""
-  SELECT run_id, key, arg_max(value, {_ORDER})::DOUBLE AS value, max(step)::BIGINT AS step,
-         arg_max(timestamp, {_ORDER}) AS timestamp, min(min_value)::DOUBLE AS min_value,
-         max(max_value)::DOUBLE AS max_value, sum(count)::BIGINT AS count
-  FROM {{src}} GROUP BY run_id, key"""
+# max() of a struct compares field by field: the latest point by step, then timestamp, then value.
+_SUMMARY = """
+  SELECT run_id, key, l.value::DOUBLE AS value, l.step::BIGINT AS step, l.timestamp AS timestamp,
+         min_value::DOUBLE AS min_value, max_value::DOUBLE AS max_value, count::BIGINT AS count
+  FROM (SELECT run_id, key, max(struct_pack(step, timestamp, value)) AS l, {aggs}
+        FROM {{src}} GROUP BY run_id, key)"""
+LATEST_FROM_POINTS = _SUMMARY.format(aggs="min(value) AS min_value, max(value) AS max_value, count(*) AS count")
+_MERGE = _SUMMARY.format(aggs="min(min_value) AS min_value, max(max_value) AS max_value, sum(count) AS count")
 
 
 def q(value: str) -> str:

@@ -6,7 +6,8 @@ Layout of the DuckDB database an engine owns:
   (everything but ``metrics``) are read from in-memory copies kept current file by
   file (``lakeml/query/cache.py``); ``metrics`` is ``iceberg_scan(<metadata location>)``.
 * ``lakeml.metric_latest``: latest/min/max/count per run and metric, kept as a running
-  summary (same rows as its plain-SQL definition in ``sql/metric_latest.sql``).
+  summary (same rows as its plain-SQL definition in ``sql/metric_latest.sql``), stored on
+  local disk after a slow build so that the next client starts from it (``summary_store.py``).
 * the views of ``sql/*.sql`` (``runs_latest``, ``run_summary``, ``leaderboard``...).
 * ``<namespace>.<table>``: every other table of the same Iceberg catalog (a SQL catalog:
   a view per table; a REST catalog: DuckDB ATTACHes the catalog itself, read-only).
@@ -25,7 +26,7 @@ import tempfile
 import threading
 from typing import TYPE_CHECKING, Any
 
-from lakeml.query import guard, locations
+from lakeml.query import guard, locations, summary_store
 from lakeml.query.attach import INTERNAL, REST_ALIAS, SCHEMA, _root, iceberg_sql, rest_attach_sql, s3_secret_sql
 from lakeml.query.binding import _MANIFESTS, MATERIALIZED, UNCACHED, BindingMixin, _Bound  # noqa: F401
 from lakeml.query.cache import LatestCache, ident, q
@@ -164,7 +165,8 @@ class DuckEngine(BindingMixin, NamespacesMixin, PinningMixin, MetricHistoryMixin
         b = self._bound["metrics"]
         latest = LatestCache()
         latest.create(self._con)
-        latest.sync(self._con, b.table, b.listing)
+        summary_store.restore(self._con, latest, b.table)
+        summary_store.sync(self._con, latest, b.table, b.listing)
         self._latest = latest
         self._bind_latest()
 

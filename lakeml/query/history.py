@@ -1,4 +1,4 @@
-"""Reading results: one run's metric history from only the files that can hold it, DuckDB results as Arrow."""
+"""Reading metric histories: from only the files that can hold a run, through the point cache."""
 
 from __future__ import annotations
 
@@ -6,37 +6,101 @@ from typing import Any
 
 from lakeml.query.cache import parquet_source, q
 from lakeml.query.files import EMPTY, bucket_pruner, files_for
+from lakeml.query.pointcache import BYTES_PER_ROW, POINTS, FilePoints, combine, index_points
 
 _FILE_RUNS: dict[str, frozenset] = {}  # data file path -> the run ids it holds (files are immutable)
+_COLUMNS = "key, step, value, timestamp"
 
 
 class MetricHistoryMixin:
-    """The part of :class:`~lakeml.query.engine.DuckEngine` that reads one run's metric points."""
+    """The part of :class:`~lakeml.query.engine.DuckEngine` that reads runs' metric points."""
 
     def metric_history(self, run_id: str, key: str | None = None):
-        """Every point of one run's metrics (``key`` or all) as Arrow, reading only the files that can hold it."""
-        # literals, not parameters: DuckDB's parameter binding costs more than the query here
-        where = f"run_id = {q(run_id)}" + (f" AND key = {q(key)}" if key is not None else "")
+        """Every point of one run's metrics (``key`` or all) as Arrow, ordered by key, step, timestamp."""
         with self._lock:
             self.refresh(["metrics"])
-            b = self._bound["metrics"]
-            if b.table is None or b.listing is EMPTY:
-                src = f"({b.view_sql})"
-            elif b.listing.has_deletes:
-                src = f"iceberg_scan({q(b.location)})"
-            else:
-                pruner = getattr(b, "_pruner", None)
-                if pruner is None or getattr(b, "_pruner_for", None) is not b.table:
-                    b._pruner, b._pruner_for = bucket_pruner(b.table, "run_id"), b.table
-                    pruner = b._pruner
-                field_id = b.table.schema().find_field("run_id").field_id
-                paths = self._files_with_run(files_for(b.listing, field_id, run_id, pruner), run_id)
-                if not paths:
-                    src = f"({self._empty('metrics', b.table)})"
-                else:
-                    src = parquet_source().replace("$paths", "[" + ", ".join(q(p) for p in paths) + "]")
+            plan = self._history_plan([run_id])
+            if plan is not None:
+                parts = [p for fp in plan[run_id] if (p := fp.run(run_id)) is not None and p.num_rows]
+                return combine(parts, key) if parts else self._no_points()
+            # literals, not parameters: DuckDB's parameter binding costs more than the query here
+            where = f"run_id = {q(run_id)}" + (f" AND key = {q(key)}" if key is not None else "")
             return _fetch(self._con.execute(
-                f"SELECT key, step, value, timestamp FROM {src} WHERE {where} ORDER BY key, step, timestamp"))
+                f"SELECT {_COLUMNS} FROM {self._source(run_id)} WHERE {where} ORDER BY key, step, timestamp"))
+
+    def metric_histories(self, run_ids: list[str], key: str | None = None):
+        """The points of many runs as Arrow: ``run_id`` first, ordered by run, key, step, timestamp."""
+        import pyarrow as pa
+
+        ids = sorted(set(run_ids))
+        with self._lock:
+            self.refresh(["metrics"])
+            plan = self._history_plan(ids)
+            if plan is None:
+                where = "run_id IN (SELECT unnest($ids::VARCHAR[]))" + (" AND key = $key" if key is not None else "")
+                args: dict[str, Any] = {"ids": ids} | ({"key": key} if key is not None else {})
+                return _fetch(self._con.execute(
+                    f"SELECT run_id, {_COLUMNS} FROM lakeml.metrics WHERE {where} "
+                    "ORDER BY run_id, key, step, timestamp", args))
+            out = []
+            for rid in ids:
+                parts = [p for fp in plan[rid] if (p := fp.run(rid)) is not None and p.num_rows]
+                if parts:
+                    t = combine(parts, key)
+                    out.append(t.add_column(0, "run_id", pa.array([rid] * t.num_rows, pa.string())))
+            if not out:
+                empty = self._no_points()
+                return empty.add_column(0, "run_id", pa.array([], pa.string()))
+            return pa.concat_tables(out)
+
+    # -- where the points are -------------------------------------------------------------------
+    def _candidates(self, run_id: str) -> list[str]:
+        """Paths of the live files of ``metrics`` whose partition and bounds can hold ``run_id``."""
+        b = self._bound["metrics"]
+        pruner = getattr(b, "_pruner", None)
+        if pruner is None or getattr(b, "_pruner_for", None) is not b.table:
+            b._pruner, b._pruner_for = bucket_pruner(b.table, "run_id"), b.table
+            pruner = b._pruner
+        field_id = b.table.schema().find_field("run_id").field_id
+        return files_for(b.listing, field_id, run_id, pruner)
+
+    def _history_plan(self, run_ids: list[str]) -> dict[str, list[FilePoints]] | None:
+        """Per run, the cached points of every file that can hold it; None when the cache cannot answer.
+
+        The cache answers when the table has no delete files and every candidate file fits in it.
+        """
+        b = self._bound["metrics"]
+        if b.table is None or b.listing is EMPTY:
+            return {r: [] for r in run_ids}
+        if b.listing.has_deletes or POINTS.max_bytes == 0:
+            return None
+        wanted = {r: self._candidates(r) for r in run_ids}
+        paths = {p for ps in wanted.values() for p in ps}
+        info = b.listing.files
+        if not all(POINTS.fits(info[p].records) for p in paths) \
+                or sum(info[p].records for p in paths) * BYTES_PER_ROW > POINTS.max_bytes // 2:
+            return None
+        loaded = {p: POINTS.get(p, self._load_points) for p in sorted(paths)}
+        return {r: [loaded[p] for p in ps] for r, ps in wanted.items()}
+
+    def _load_points(self, path: str) -> FilePoints:
+        src = parquet_source().replace("$paths", f"[{q(path)}]")
+        return index_points(_fetch(self._con.execute(f"SELECT run_id, {_COLUMNS} FROM {src}")))
+
+    def _no_points(self):
+        return _fetch(self._con.execute(f"SELECT {_COLUMNS} FROM ({self._empty('metrics', None)})"))
+
+    def _source(self, run_id: str) -> str:
+        """The narrowest DuckDB source that holds every point of ``run_id``."""
+        b = self._bound["metrics"]
+        if b.table is None or b.listing is EMPTY:
+            return f"({b.view_sql})"
+        if b.listing.has_deletes:
+            return f"iceberg_scan({q(b.location)})"
+        paths = self._files_with_run(self._candidates(run_id), run_id)
+        if not paths:
+            return f"({self._empty('metrics', b.table)})"
+        return parquet_source().replace("$paths", "[" + ", ".join(q(p) for p in paths) + "]")
 
     def _files_with_run(self, paths: list[str], run_id: str) -> list[str]:
         """Narrow ``paths`` to the files that hold ``run_id``, from a per-file index of run ids.
