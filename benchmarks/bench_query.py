@@ -12,8 +12,10 @@ takes a while the first time; the data folder is reused afterwards)::
     python benchmarks/bench_query.py --scale [--runs 100000 --points 1000]
 
 Every timing is the median of several repetitions after one warm-up call in the
-same process; "cold" is the first call of a fresh client (it includes opening the
-catalog, loading the DuckDB extensions and building the in-memory copies).
+same process; "first query" is the first call of a fresh client (it includes opening the
+catalog, loading the DuckDB extensions and building the in-memory copies). The metric
+summary a client builds is stored on local disk (LAKEML_CACHE_DIR; the scale run uses a
+fresh one), so the first client pays for it and later ones start from it.
 """
 
 from __future__ import annotations
@@ -83,12 +85,14 @@ def side_by_side(args) -> None:
     ids = lake.sql(f"SELECT run_id FROM lakeml.runs_latest WHERE run_name IN "
                    f"({', '.join(repr(f'run-{i}') for i in range(0, shape.runs, max(1, shape.runs // 100)))})"
                    )["run_id"].to_list()[:100]
+    h_first, _ = once(lambda: [lake.get_metric_history(r, "m0") for r in ids])  # loads the point cache
     h_loop, hist = timed(lambda: [lake.get_metric_history(r, "m0") for r in ids], reps=3)
     h_batch, hb = timed(lambda: lake.metric_histories(ids, "m0"))
     b_ms, best = timed(lambda: lake.sql(BEST_SQL))
     lk = {"search": (ms, df.height), "history_loop": (h_loop, sum(h.height for h in hist)),
           "history_batch": (h_batch, hb.height), "best": (b_ms, best)}
     print(f"\nlakeml cold first search (fresh client, includes engine start): {cold:.0f} ms")
+    print(f"lakeml first 100 history calls of the client (reads the files into the point cache): {h_first:.0f} ms")
 
     ml = {}
     if _has_mlflow():
@@ -187,8 +191,12 @@ def scale(args) -> None:
     fresh = lakeml.connect(warehouse=root)
     cold_hist, _ = once(lambda: fresh.get_metric_history(run_id))
     fresh.close()
+    os.environ["LAKEML_CACHE_DIR"] = tempfile.mkdtemp(prefix="lakeml-bench-cache-")  # no stored summary yet
+    builder = lakeml.connect(warehouse=root)
+    cold_board, _ = once(lambda: builder.sql(board))  # builds the metric summary and stores it
+    builder.close()
     lake = lakeml.connect(warehouse=root)
-    cold_board, _ = once(lambda: lake.sql(board))
+    restored_board, _ = once(lambda: lake.sql(board))  # starts from the stored summary
     warm_board, top = timed(lambda: lake.sql(board))
     warm_hist, hist = timed(lambda: lake.get_metric_history(run_id))
     search, found = timed(lambda: lake.search_runs("exp-3", "params.p1 = 'v3' AND metrics.m0 > 0.9",
@@ -204,7 +212,8 @@ def scale(args) -> None:
     print("-" * 78)
     for name, ms, target in [
         ("leaderboard, warm client (top 10 of one experiment)", warm_board, 1000),
-        ("leaderboard, first query of a new client (builds the summary)", cold_board, None),
+        ("leaderboard, first query of the first client (builds summary)", cold_board, None),
+        ("leaderboard, first query of a later client (stored summary)", restored_board, None),
         ("leaderboard, plain SQL, no summary (as a BI file runs it)", plain_board, None),
         (f"one run's full history, warm ({hist.height:,} points)", warm_hist, 100),
         ("one run's full history, first query of a new client", cold_hist, None),

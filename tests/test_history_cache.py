@@ -213,3 +213,34 @@ def test_broken_or_foreign_stored_summary_is_ignored(tmp_path, monkeypatch):
     pq.write_table(data.replace_schema_metadata({b"lakeml.summary": forged}).slice(0, 1), stored)
     with lakeml.connect(warehouse=wh) as lake:
         assert sorted(_rows(lake.sql(BOARD))) == good
+
+
+def test_summary_survives_compaction_without_a_rebuild(tmp_path, monkeypatch):
+    """After a compaction the summary merges only the files appended since, and stays exact."""
+    from lakeml.query.cache import LatestCache
+
+    with lakeml.connect(warehouse=tmp_path / "wh", **{"lakeml.maintenance.auto": "false"}) as lake:
+        ids = _messy(lake)
+        lake.sql(BOARD)  # the summary is built
+        builds = []
+        real = LatestCache.create
+        monkeypatch.setattr(LatestCache, "create", lambda self, con: builds.append(1) or real(self, con))
+        lake.log_metric(ids[3], "loss", 42.0, step=10_000)  # appended, then compacted away before the next query
+        lake.flush()
+        lake.maintain(["metrics"])
+        lake.log_metric(ids[4], "late", 1.0)
+        lake.flush()
+        assert sorted(_rows(lake.sql(BOARD))) == _plain_summary(lake)
+        assert builds == []
+        assert ("loss", 42.0) in [(k, v) for _, k, v, *_ in _rows(lake.sql(BOARD))]
+
+
+def test_summary_rebuilds_when_rows_are_deleted(tmp_path):
+    with lakeml.connect(warehouse=tmp_path / "wh", **{"lakeml.maintenance.auto": "false"}) as lake:
+        ids = _messy(lake)
+        before = sorted(_rows(lake.sql(BOARD)))
+        tbl = lake.store.catalog.load_table(lake.store.identifier("metrics"))
+        tbl.delete(f"run_id == '{ids[0]}'")  # another engine deletes rows: not an append, not a replace
+        after = sorted(_rows(lake.sql(BOARD)))
+        assert after == _plain_summary(lake) and len(after) == len(before) - 3
+        assert ids[0] not in {r[0] for r in after}

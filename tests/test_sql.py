@@ -49,6 +49,7 @@ def test_issue_example_query(lake):
     arrow = lake.sql_arrow("SELECT count(*) AS n FROM lakeml.runs_latest")
     assert isinstance(arrow, pa.Table) and arrow["n"][0].as_py() == 5
     assert df.to_arrow().num_rows == 4
+    assert df.arrow().equals(df.to_arrow()) and isinstance(df.arrow(), pa.Table)  # the issue's ".arrow()"
 
 
 def test_params_positional_and_named(file_lake):

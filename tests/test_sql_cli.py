@@ -46,6 +46,15 @@ def test_table(wh):
     assert lines[-1] == "(2 rows)"
 
 
+def test_empty_result_in_every_format(wh):
+    empty = "SELECT run_name, value FROM lakeml.leaderboard WHERE experiment = 'nobody'"
+    res = run(wh, empty)
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[0].split() == ["run_name", "value"] and "(0 rows)" in res.stdout
+    assert run(wh, empty, "-f", "csv").stdout.splitlines() == ["run_name,value"]
+    assert json.loads(run(wh, empty, "-f", "json").stdout) == []
+
+
 def test_csv_json_parquet(wh, tmp_path):
     res = run(wh, BOARD, "--format", "csv")
     assert res.stdout.splitlines() == ["run_name,value", "b,0.9", "a,0.8"]

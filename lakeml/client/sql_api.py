@@ -26,7 +26,7 @@ class SqlMixin:
 
     def sql(self, query: str, *, as_of: Any = None, params: list | dict | None = None,
             read_write: bool = False) -> "pl.DataFrame":
-        """Run a SQL query over the lake; returns a polars DataFrame (``.to_arrow()`` gives Arrow).
+        """Run a SQL query over the lake; returns a polars DataFrame (``.arrow()`` gives Arrow).
 
         ``as_of``: a timestamp (``"2026-11-01T00:00:00Z"``, a datetime) or a snapshot id: every
         table is read as it was then. ``params``: values for ``$1``/``?`` or ``$name``.
@@ -34,9 +34,7 @@ class SqlMixin:
         outside the lake's storage are refused with :class:`~lakeml.errors.ReadOnlyError`,
         unless ``read_write=True``.
         """
-        import polars as pl
-
-        return pl.from_arrow(self.sql_arrow(query, as_of=as_of, params=params, read_write=read_write))
+        return _sql_frame(self.sql_arrow(query, as_of=as_of, params=params, read_write=read_write))
 
     def sql_arrow(self, query: str, *, as_of: Any = None, params: list | dict | None = None,
                   read_write: bool = False) -> "pa.Table":
@@ -88,3 +86,24 @@ class SqlMixin:
 
             eng = self._sql_rw_engine = DuckEngine(self.store, read_write=True, cached=False)
         return eng
+
+
+_FRAME: list = []  # the DataFrame subclass, made on first use (polars is imported lazily)
+
+
+def _sql_frame(table: "pa.Table") -> "pl.DataFrame":
+    """A polars DataFrame that also has ``.arrow()`` (the same data as a pyarrow Table)."""
+    import polars as pl
+
+    if not _FRAME:
+        class SqlFrame(pl.DataFrame):
+            """A query result: a polars DataFrame; ``.arrow()`` returns it as a pyarrow Table."""
+
+            def arrow(self) -> "pa.Table":
+                return self.to_arrow()
+        _FRAME.append(SqlFrame)
+    df = pl.from_arrow(table)
+    try:
+        return _FRAME[0]._from_pydf(df._df)
+    except AttributeError:  # pragma: no cover - a polars without the constructor: plain DataFrame
+        return df

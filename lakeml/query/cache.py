@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lakeml.query.files import Listing
+from lakeml.query.files import Listing, appended_since
 
 SCHEMA = "__lakeml"  # DuckDB schema of the caches (internal; readable, never written by users)
 
@@ -152,11 +152,25 @@ class LatestCache(_FileTracked):
     def create(self, con: Any) -> None:
         con.execute(f"CREATE OR REPLACE TABLE {self.table} ({LATEST_COLUMNS})")
 
+    snapshot_id: int | None = None  # the snapshot of ``metrics`` the summary is exact for
+
     def sync(self, con: Any, tbl: Any, listing: Listing) -> None:
+        """Bring the summary to ``listing``: merge appended files; after a compaction merge the
+        files appended since the last sync (see :func:`~lakeml.query.files.appended_since`);
+        rebuild from every point only when rows were deleted or the history is gone."""
         schema_id = tbl.schema().schema_id if tbl is not None else None
+        snap = tbl.current_snapshot() if tbl is not None else None
         rebuild, added, removed = self._plan(listing, schema_id)
+        relist = False
         if removed:
-            rebuild, added = True, list(listing.files)
+            try:
+                appended = appended_since(tbl, self.snapshot_id)
+            except Exception:  # an unreadable manifest: fall back to a rebuild
+                appended = None
+            if appended is None:
+                rebuild, added = True, list(listing.files)
+            else:
+                added, relist = [p for p in appended if p not in self.files], True
         con.execute("BEGIN")
         try:
             if rebuild:
@@ -172,11 +186,15 @@ class LatestCache(_FileTracked):
                 self.exact = True
             if added:
                 self._merge(con, added, fresh=rebuild)
+            if relist:
+                self.files.clear()
+                self._number(list(listing.files))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             self.exact = False
             raise
+        self.snapshot_id = snap.snapshot_id if snap is not None else None
 
     def _merge(self, con: Any, paths: list[str], *, fresh: bool) -> None:
         self._number(paths)

@@ -83,6 +83,47 @@ class ManifestCache:
         return out
 
 
+def appended_since(tbl: Any, since_id: int | None) -> list[str] | None:
+    """Data files added by the snapshots after ``since_id`` up to the current one, if rows only grew.
+
+    Every snapshot on the way must be an ``append`` or a ``replace`` (compaction, manifest
+    rewrites: files change, rows do not, by the Iceberg spec). Then the rows of the current
+    snapshot are the rows at ``since_id`` plus the files returned, even when a later compaction
+    took those files out of the live set (they stay readable while their snapshot exists).
+    None when ``since_id`` is not an ancestor still in the metadata, or rows were deleted or
+    overwritten on the way.
+    """
+    from pyiceberg.manifest import ManifestContent, ManifestEntryStatus
+    from pyiceberg.table.snapshots import Operation
+
+    if since_id is None:
+        return None
+    chain = []
+    snap = tbl.current_snapshot()
+    while snap is not None and snap.snapshot_id != since_id:
+        chain.append(snap)
+        parent = snap.parent_snapshot_id
+        snap = tbl.metadata.snapshot_by_id(parent) if parent is not None else None
+    if snap is None:
+        return None
+    added: list[str] = []
+    for s in reversed(chain):
+        op = s.summary.operation if s.summary is not None else None
+        if op == Operation.REPLACE:
+            continue
+        if op != Operation.APPEND:
+            return None
+        for mf in s.manifests(tbl.io):
+            if mf.added_snapshot_id != s.snapshot_id:
+                continue
+            if mf.content != ManifestContent.DATA:
+                return None
+            for e in mf.fetch_manifest_entry(tbl.io, discard_deleted=True):
+                if e.status == ManifestEntryStatus.ADDED and e.snapshot_id == s.snapshot_id:
+                    added.append(e.data_file.file_path)
+    return added
+
+
 def bucket_pruner(tbl: Any, column: str):
     """A function ``value -> (spec_id, position, bucket)`` for a bucket partition on ``column``, or None."""
     from pyiceberg.transforms import BucketTransform

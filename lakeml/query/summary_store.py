@@ -79,6 +79,7 @@ def restore(con: Any, latest: LatestCache, tbl: Any) -> bool:
     latest.files.clear()
     latest._number(list(meta["files"]))
     latest.schema_id = meta["schema_id"]
+    latest.snapshot_id = meta.get("snapshot_id")
     latest.exact = True
     return True
 
@@ -103,7 +104,7 @@ def save(con: Any, latest: LatestCache, tbl: Any) -> Path | None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = _fetch(con.execute(f"SELECT * FROM {latest.table}"))
         meta = {"version": _VERSION, "table_uuid": str(tbl.metadata.table_uuid), "location": tbl.location(),
-                "schema_id": latest.schema_id, "files": list(latest.files)}
+                "schema_id": latest.schema_id, "snapshot_id": latest.snapshot_id, "files": list(latest.files)}
         data = data.replace_schema_metadata({_META: json.dumps(meta).encode()})
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".summary-", suffix=".tmp")
         os.close(fd)
