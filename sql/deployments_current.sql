@@ -2,22 +2,14 @@
 -- the run that trained it, the code version and the exact input table snapshots it was trained on.
 CREATE OR REPLACE VIEW lakeml.deployments_current AS
 WITH d AS (
-    SELECT * EXCLUDE (rn) FROM (
-        SELECT *, row_number() OVER (PARTITION BY deployment_id ORDER BY event_seq DESC) AS rn
-        FROM lakeml.deployments) WHERE rn = 1 AND retired_at IS NULL
+    SELECT * FROM lakeml.deployments_latest WHERE retired_at IS NULL
 ), v AS (
-    SELECT * EXCLUDE (rn) FROM (
-        SELECT *, row_number() OVER (PARTITION BY model_name, version ORDER BY event_seq DESC) AS rn
-        FROM lakeml.model_versions) WHERE rn = 1
+    SELECT * FROM lakeml.model_versions_latest
 ), a AS (
-    SELECT model_name, version, string_agg(alias, ', ' ORDER BY alias) AS aliases FROM (
-        SELECT *, row_number() OVER (PARTITION BY model_name, alias ORDER BY event_seq DESC) AS rn
-        FROM lakeml.model_aliases) WHERE rn = 1 AND version IS NOT NULL
-    GROUP BY model_name, version
+    SELECT model_name, version, string_agg(alias, ', ' ORDER BY alias) AS aliases
+    FROM lakeml.model_aliases_latest GROUP BY model_name, version
 ), r AS (
-    SELECT * EXCLUDE (rn) FROM (
-        SELECT *, row_number() OVER (PARTITION BY run_id ORDER BY event_time DESC, event_seq DESC) AS rn
-        FROM lakeml.runs WHERE run_id IN (SELECT run_id FROM v)) WHERE rn = 1
+    SELECT * FROM lakeml.runs_latest WHERE run_id IN (SELECT run_id FROM v)
 ), i AS (
     SELECT run_id,
            string_agg(DISTINCT role || ': ' || CASE WHEN kind = 'iceberg'

@@ -3,18 +3,12 @@
 -- with null input columns. Deployment columns say where it runs now and where it ever ran.
 CREATE OR REPLACE VIEW lakeml.model_lineage AS
 WITH v AS (
-    SELECT * EXCLUDE (rn) FROM (
-        SELECT *, row_number() OVER (PARTITION BY model_name, version ORDER BY event_seq DESC) AS rn
-        FROM lakeml.model_versions) WHERE rn = 1
+    SELECT * FROM lakeml.model_versions_latest
 ), a AS (
-    SELECT model_name, version, string_agg(alias, ', ' ORDER BY alias) AS aliases FROM (
-        SELECT *, row_number() OVER (PARTITION BY model_name, alias ORDER BY event_seq DESC) AS rn
-        FROM lakeml.model_aliases) WHERE rn = 1 AND version IS NOT NULL
-    GROUP BY model_name, version
+    SELECT model_name, version, string_agg(alias, ', ' ORDER BY alias) AS aliases
+    FROM lakeml.model_aliases_latest GROUP BY model_name, version
 ), dl AS (
-    SELECT * EXCLUDE (rn) FROM (
-        SELECT *, row_number() OVER (PARTITION BY deployment_id ORDER BY event_seq DESC) AS rn
-        FROM lakeml.deployments) WHERE rn = 1
+    SELECT * FROM lakeml.deployments_latest
 ), dep AS (
     SELECT model_name, version,
            string_agg(CASE WHEN retired_at IS NULL THEN environment || '/' || service END, ', '
@@ -22,9 +16,7 @@ WITH v AS (
            string_agg(DISTINCT environment, ', ' ORDER BY environment) AS ever_deployed_to
     FROM dl GROUP BY model_name, version
 ), r AS (
-    SELECT * EXCLUDE (rn) FROM (
-        SELECT *, row_number() OVER (PARTITION BY run_id ORDER BY event_time DESC, event_seq DESC) AS rn
-        FROM lakeml.runs WHERE run_id IN (SELECT run_id FROM v)) WHERE rn = 1
+    SELECT * FROM lakeml.runs_latest WHERE run_id IN (SELECT run_id FROM v)
 ), p AS (
     SELECT run_id, map(list(key ORDER BY key), list(value ORDER BY key)) AS params FROM (
         SELECT run_id, key, any_value(value) AS value FROM lakeml.params
@@ -32,8 +24,8 @@ WITH v AS (
     GROUP BY run_id
 ), mt AS (
     SELECT run_id, map(list(key ORDER BY key), list(value ORDER BY key)) AS metrics FROM (
-        SELECT run_id, key, arg_max(value, struct_pack(step, timestamp)) AS value FROM lakeml.metrics
-        WHERE run_id IN (SELECT run_id FROM v) GROUP BY run_id, key)
+        SELECT run_id, key, max(struct_pack(step, timestamp, value)).value AS value FROM lakeml.metrics
+        WHERE run_id IN (SELECT run_id FROM v) GROUP BY run_id, key)  -- the latest point, as metric_latest
     GROUP BY run_id
 ), i AS (
     SELECT DISTINCT run_id, role, kind, name, table_identifier, snapshot_id, schema_id, uri, digest, catalog

@@ -2,28 +2,20 @@
 -- One row per model; no joins needed.
 CREATE OR REPLACE VIEW lakeml.registry_current AS
 WITH m AS (
-    SELECT * EXCLUDE (rn) FROM (
-        SELECT *, row_number() OVER (PARTITION BY name ORDER BY event_seq DESC) AS rn
-        FROM lakeml.registered_models) WHERE rn = 1
+    SELECT * FROM lakeml.registered_models_latest
 ), v AS (
-    SELECT * EXCLUDE (rn) FROM (
-        SELECT *, row_number() OVER (PARTITION BY model_name, version ORDER BY event_seq DESC) AS rn
-        FROM lakeml.model_versions) WHERE rn = 1
+    SELECT * FROM lakeml.model_versions_latest
 ), latest AS (
     SELECT model_name, max(version) AS latest_version, count(*) AS version_count FROM v GROUP BY model_name
 ), a AS (
-    SELECT model_name, alias, version FROM (
-        SELECT *, row_number() OVER (PARTITION BY model_name, alias ORDER BY event_seq DESC) AS rn
-        FROM lakeml.model_aliases) WHERE rn = 1 AND version IS NOT NULL
+    SELECT model_name, alias, version FROM lakeml.model_aliases_latest
 ), al AS (
     SELECT model_name,
            map(list(alias ORDER BY alias), list(version ORDER BY alias)) AS aliases,
            string_agg(alias || '=' || version, ', ' ORDER BY alias) AS aliases_text
     FROM a GROUP BY model_name
 ), d AS (
-    SELECT * EXCLUDE (rn) FROM (
-        SELECT *, row_number() OVER (PARTITION BY deployment_id ORDER BY event_seq DESC) AS rn
-        FROM lakeml.deployments) WHERE rn = 1 AND retired_at IS NULL
+    SELECT * FROM lakeml.deployments_latest WHERE retired_at IS NULL
 ), dep AS (
     SELECT model_name,
            string_agg(environment || '/' || service || ': v' || version, ', '

@@ -86,6 +86,8 @@ def test_alias_moves_and_points_at_one_version(lake, run_id):
         lake.get_model_version("churn@champion")
     rows = view(lake, "registry_current")
     assert rows[0]["aliases_text"] is None and rows[0]["latest_version"] == 3
+    assert view(lake, "model_aliases_latest") == []  # a deleted alias is not current
+    assert [r["version"] for r in view(lake, "model_versions_latest", "ORDER BY version")] == [1, 2, 3]
 
 
 def test_deployments_supersede_and_retire(lake, run_id):
@@ -109,6 +111,9 @@ def test_deployments_supersede_and_retire(lake, run_id):
     retired = lake.retire_deployment("churn", environment="staging", reason="load test over")
     assert [d.version for d in retired] == [1]
     assert [r["environment"] for r in view(lake, "deployments_current")] == ["prod"]
+    states = {(r["environment"], r["version"]): r["retired_at"] is not None
+              for r in view(lake, "deployments_latest")}
+    assert states == {("prod", 1): True, ("staging", 1): True, ("prod", 2): False}
 
 
 def test_every_change_is_in_registry_events_with_before_and_after(lake, run_id):
