@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sqlite3
 import subprocess
@@ -15,16 +16,29 @@ from lakeml.query import locations
 from lakeml.query.pointcache import POINTS, PointCache, index_points
 
 
-@pytest.fixture
-def no_cache(monkeypatch):
-    """Turn the point cache off for the duration of a block (the engine then asks DuckDB)."""
-    class Off:
-        def __enter__(self):
-            monkeypatch.setattr(POINTS, "max_bytes", 0)
+@contextlib.contextmanager
+def no_cache():
+    """The point cache off inside the block: the engine then asks DuckDB."""
+    saved, POINTS.max_bytes = POINTS.max_bytes, 0
+    try:
+        yield
+    finally:
+        POINTS.max_bytes = saved
 
-        def __exit__(self, *exc):
-            monkeypatch.undo()
-    return Off()
+
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3)])
+def raw_lake(request, tmp_path):
+    """Like ``lake`` (file, then moto S3) but without automatic compaction: runs span many files."""
+    from tests.conftest import s3_lake_kwargs
+
+    kw = {"commit_interval": 0.2, "commit_deadline": 30, "lakeml.maintenance.auto": "false"}
+    if request.param == "file":
+        lk = lakeml.connect(warehouse=tmp_path / "wh", **kw)
+    else:
+        server, bucket = request.getfixturevalue("s3_bucket")
+        lk = lakeml.connect(**kw, **s3_lake_kwargs(server, bucket, tmp_path))
+    yield lk
+    lk.close()
 
 
 def _messy(lake) -> list[str]:
@@ -44,14 +58,17 @@ def _rows(df) -> list:
     return [tuple("nan" if isinstance(x, float) and math.isnan(x) else x for x in r) for r in df.rows()]
 
 
-def test_cached_history_equals_duckdb(lake, no_cache):
+def test_cached_history_equals_duckdb(raw_lake):
+    lake = raw_lake
     ids = _messy(lake)
     POINTS.clear()
     cached = {(r, k): _rows(lake.get_metric_history(r, k)) for r in ids for k in (None, "loss", "acc", "nope")}
     batch = _rows(lake.metric_histories(ids + ids[:2], "loss"))
     batch_all = _rows(lake.metric_histories(ids))
     assert len(POINTS) > 0  # the cache answered
-    with no_cache:
+    with lake.engine._lock:
+        assert len(lake.engine._history_plan([ids[0]])[ids[0]]) == 4  # one file per commit
+    with no_cache():
         for (r, k), rows in cached.items():
             assert rows == _rows(lake.get_metric_history(r, k)), (r, k)
         assert batch == _rows(lake.metric_histories(ids, "loss"))
