@@ -57,28 +57,38 @@ def once(fn) -> tuple[float, object]:
     return (time.perf_counter() - t) * 1000, out
 
 
+def prepare(root: Path, marker: Path, what: str, loaders: dict) -> None:
+    """Write the data set into ``root`` once (``marker`` says it is complete); later runs reuse it."""
+    if marker.exists():
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    print(what)
+    for name, load in loaders.items():
+        t = time.time()
+        load()
+        print(f"  {name} loaded in {time.time() - t:.1f}s")
+    marker.touch()
+
+
 # -- side by side -------------------------------------------------------------------------------
 def side_by_side(args) -> None:
     import lakeml
 
     root = Path(args.data or Path(tempfile.gettempdir()) / "lakeml-bench-query")
     shape = Shape(runs=args.runs)
-    marker = root / f"ready-{shape.runs}"
-    if not marker.exists():
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
-        print(f"loading {shape.runs:,} runs x {shape.params} params x {shape.metrics} metrics x {shape.steps} steps")
-        t = time.time()
+
+    def into_lakeml() -> None:
         with lakeml.connect(warehouse=root / "lakeml", commit_interval=1.0) as lake:
             load_lakeml(lake, shape)
-        print(f"  lakeml loaded in {time.time() - t:.1f}s")
-        if _has_mlflow():
-            t = time.time()
-            load_mlflow(_mlflow_client(root), shape)
-            print(f"  mlflow loaded in {time.time() - t:.1f}s")
-        marker.touch()
 
-    rows: list[tuple[str, float | None, float | None, str]] = []
+    loaders = {"lakeml": into_lakeml}
+    if _has_mlflow():
+        loaders["mlflow"] = lambda: load_mlflow(_mlflow_client(root), shape)
+    prepare(root, root / f"ready-{shape.runs}",
+            f"loading {shape.runs:,} runs x {shape.params} params x {shape.metrics} metrics x {shape.steps} steps",
+            loaders)
+
     lake = lakeml.connect(warehouse=root / "lakeml")
     cold, _ = once(lambda: lake.search_runs(EXPERIMENT, FILTER))
     ms, df = timed(lambda: lake.search_runs(EXPERIMENT, FILTER))
@@ -170,17 +180,13 @@ def scale(args) -> None:
 
     root = Path(args.data or Path(tempfile.gettempdir()) / "lakeml-bench-scale")
     n_runs, points = args.runs or 100_000, args.points
-    marker = root / f"ready-{n_runs}-{points}"
-    if not marker.exists():
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
-        print(f"writing {n_runs:,} runs and {n_runs * points:,} metric points into {root}")
-        t = time.time()
+    def write() -> None:
         with lakeml.connect(warehouse=root) as lake:
             lake.init()
             scale_tables(lake, n_runs, points)
-        print(f"  written in {time.time() - t:.0f}s")
-        marker.touch()
+
+    prepare(root, root / f"ready-{n_runs}-{points}",
+            f"writing {n_runs:,} runs and {n_runs * points:,} metric points into {root}", {"lakeml": write})
     size = sum(f.stat().st_size for f in root.rglob("*.parquet")) / 1e9
     print(f"data: {n_runs:,} runs, {n_runs * points:,} metric points, {size:.2f} GB of Parquet")
 

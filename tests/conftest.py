@@ -17,9 +17,12 @@ pytest_plugins = ["tests.conftest_servers"]
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("PYICEBERG_HOME", str(ROOT / "tests" / "_no_pyiceberg_home"))  # ignore ~/.pyiceberg.yaml
 if "LAKEML_CACHE_DIR" not in os.environ:  # stored metric summaries go to a folder of this test session
+    import atexit
+    import shutil
     import tempfile
 
     os.environ["LAKEML_CACHE_DIR"] = tempfile.mkdtemp(prefix="lakeml-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["LAKEML_CACHE_DIR"], True)
 
 
 def s3_lake_kwargs(server, bucket: str, tmp_path: Path) -> dict:

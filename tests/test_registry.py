@@ -237,23 +237,28 @@ def test_registry_tables_follow_the_catalog_contract(file_lake):
     assert tbl.schema().find_field("before").doc.startswith("JSON of the record before")
 
 
-def test_a_stale_append_to_the_ledger_fails(lake, run_id):
-    """The CAS the registry relies on: pyiceberg's append asserts the branch head (AssertRefSnapshotId)
-    and, with commit.retry.num-retries=0, never rebases a stale append onto the new head."""
+def assert_stale_append_refused(lake) -> None:
+    """Two handles on registry_events at the same snapshot both append: the second must be refused."""
     from pyiceberg.exceptions import CommitFailedException
 
     from lakeml.storage.committer import rows_to_arrow
 
-    lake.register_model("churn", run_id=run_id)
     ident = lake.store.identifier("registry_events")
-    t1 = lake.store.catalog.load_table(ident)
-    t2 = lake.store.catalog.load_table(ident)
+    t1, t2 = lake.store.catalog.load_table(ident), lake.store.catalog.load_table(ident)
     contract = lake.store.contracts["registry_events"]
     row = (99, "x" * 32, 0, "model_updated", "applied", "churn", None, None, None, None, "model", "churn", "t",
            None, None, None, None, None, None)
     t1.append(rows_to_arrow(contract, [row]))
     with pytest.raises(CommitFailedException):
         t2.append(rows_to_arrow(contract, [row]))
+
+
+def test_a_stale_append_to_the_ledger_fails(lake, run_id):
+    """The CAS the registry relies on: pyiceberg's append asserts the branch head (AssertRefSnapshotId)
+    and, with commit.retry.num-retries=0, never rebases a stale append onto the new head."""
+    lake.register_model("churn", run_id=run_id)
+    assert_stale_append_refused(lake)
+    ident = lake.store.identifier("registry_events")
     assert len(lake.store.catalog.load_table(ident).scan().to_arrow()) == 3
 
 

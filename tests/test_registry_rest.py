@@ -8,6 +8,7 @@ from sklearn.linear_model import LogisticRegression
 
 import lakeml
 from lakeml.errors import GateError
+from tests.test_registry import assert_stale_append_refused
 from tests.test_registry_concurrency import check, run_workers
 
 pytestmark = pytest.mark.seaweedfs
@@ -24,10 +25,6 @@ def rest_lake(seaweed_table_bucket):
 
 
 def test_stale_append_is_refused_by_the_rest_catalog(rest_lake):
-    from pyiceberg.exceptions import CommitFailedException
-
-    from lakeml.storage.committer import rows_to_arrow
-
     lake = rest_lake
     run = lake.create_run("rest")
     lake.log_metric(run.id, "val_auc", 0.8)
@@ -37,15 +34,7 @@ def test_stale_append_is_refused_by_the_rest_catalog(rest_lake):
     with pytest.raises(GateError):
         lake.set_alias("churn", "champion", 1)
     assert lake.load_model("models:/churn/1").predict([[1.0]]).tolist() == [1]
-
-    ident = lake.store.identifier("registry_events")
-    t1, t2 = lake.store.catalog.load_table(ident), lake.store.catalog.load_table(ident)
-    contract = lake.store.contracts["registry_events"]
-    row = (99, "x" * 32, 0, "model_updated", "applied", "churn", None, None, None, None, "model", "churn", "t",
-           None, None, None, None, None, None)
-    t1.append(rows_to_arrow(contract, [row]))
-    with pytest.raises(CommitFailedException):
-        t2.append(rows_to_arrow(contract, [row]))
+    assert_stale_append_refused(lake)
 
 
 def test_concurrent_registration_on_the_rest_catalog(rest_lake, tmp_path):

@@ -8,6 +8,7 @@ See docs/sql.md.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -88,22 +89,25 @@ class SqlMixin:
         return eng
 
 
-_FRAME: list = []  # the DataFrame subclass, made on first use (polars is imported lazily)
+@functools.cache
+def _frame_class() -> type:
+    """The DataFrame subclass of query results (made on first use: polars is imported lazily)."""
+    import polars as pl
+
+    class SqlFrame(pl.DataFrame):
+        """A query result: a polars DataFrame; ``.arrow()`` returns it as a pyarrow Table."""
+
+        def arrow(self) -> "pa.Table":
+            return self.to_arrow()
+    return SqlFrame
 
 
 def _sql_frame(table: "pa.Table") -> "pl.DataFrame":
     """A polars DataFrame that also has ``.arrow()`` (the same data as a pyarrow Table)."""
     import polars as pl
 
-    if not _FRAME:
-        class SqlFrame(pl.DataFrame):
-            """A query result: a polars DataFrame; ``.arrow()`` returns it as a pyarrow Table."""
-
-            def arrow(self) -> "pa.Table":
-                return self.to_arrow()
-        _FRAME.append(SqlFrame)
     df = pl.from_arrow(table)
     try:
-        return _FRAME[0]._from_pydf(df._df)
+        return _frame_class()._from_pydf(df._df)
     except AttributeError:  # pragma: no cover - a polars without the constructor: plain DataFrame
         return df

@@ -43,6 +43,11 @@ def parquet_source(paths_param: str = "$paths") -> str:
     return f"read_parquet({paths_param}, union_by_name = true, hive_partitioning = false)"
 
 
+def parquet_files(paths: list[str]) -> str:
+    """``read_parquet`` over exactly ``paths`` (a DuckDB table function call)."""
+    return _bind_paths(parquet_source(), paths)
+
+
 def _bind_paths(sql: str, paths: list[str]) -> str:
     """Inline a list of paths (table function arguments cannot be prepared parameters everywhere)."""
     return sql.replace("$paths", "[" + ", ".join(q(p) for p in paths) + "]")

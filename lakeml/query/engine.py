@@ -31,7 +31,7 @@ from lakeml.query.attach import INTERNAL, REST_ALIAS, SCHEMA, _root, iceberg_sql
 from lakeml.query.binding import _MANIFESTS, MATERIALIZED, UNCACHED, BindingMixin, _Bound  # noqa: F401
 from lakeml.query.cache import LatestCache, ident, q
 from lakeml.query.extensions import new_connection
-from lakeml.query.history import _FILE_RUNS, MetricHistoryMixin, _fetch  # noqa: F401
+from lakeml.query.history import MetricHistoryMixin, _fetch
 from lakeml.query.namespaces import NamespacesMixin
 from lakeml.query.pinning import PinningMixin
 

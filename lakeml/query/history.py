@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lakeml.query.cache import parquet_source, q
+from lakeml.query.cache import parquet_files, q
 from lakeml.query.files import EMPTY, bucket_pruner, files_for
 from lakeml.query.pointcache import BYTES_PER_ROW, POINTS, FilePoints, combine, index_points
 
@@ -84,23 +84,20 @@ class MetricHistoryMixin:
         return {r: [loaded[p] for p in ps] for r, ps in wanted.items()}
 
     def _load_points(self, path: str) -> FilePoints:
-        src = parquet_source().replace("$paths", f"[{q(path)}]")
-        return index_points(_fetch(self._con.execute(f"SELECT run_id, {_COLUMNS} FROM {src}")))
+        return index_points(_fetch(self._con.execute(f"SELECT run_id, {_COLUMNS} FROM {parquet_files([path])}")))
 
     def _no_points(self):
         return _fetch(self._con.execute(f"SELECT {_COLUMNS} FROM ({self._empty('metrics', None)})"))
 
     def _source(self, run_id: str) -> str:
-        """The narrowest DuckDB source that holds every point of ``run_id``."""
+        """The narrowest DuckDB source that holds every point of ``run_id`` (the table has files)."""
         b = self._bound["metrics"]
-        if b.table is None or b.listing is EMPTY:
-            return f"({b.view_sql})"
         if b.listing.has_deletes:
             return f"iceberg_scan({q(b.location)})"
         paths = self._files_with_run(self._candidates(run_id), run_id)
         if not paths:
             return f"({self._empty('metrics', b.table)})"
-        return parquet_source().replace("$paths", "[" + ", ".join(q(p) for p in paths) + "]")
+        return parquet_files(paths)
 
     def _files_with_run(self, paths: list[str], run_id: str) -> list[str]:
         """Narrow ``paths`` to the files that hold ``run_id``, from a per-file index of run ids.
@@ -112,9 +109,8 @@ class MetricHistoryMixin:
             return paths
         unknown = [p for p in paths if p not in _FILE_RUNS]
         if unknown:
-            src = parquet_source().replace("$paths", "[" + ", ".join(q(p) for p in unknown) + "]")
             found = dict(self._con.execute(
-                f"SELECT file_index, list(DISTINCT run_id) FROM {src} GROUP BY 1").fetchall())
+                f"SELECT file_index, list(DISTINCT run_id) FROM {parquet_files(unknown)} GROUP BY 1").fetchall())
             if len(_FILE_RUNS) + len(unknown) > 200_000:
                 _FILE_RUNS.clear()
             for i, p in enumerate(unknown):
