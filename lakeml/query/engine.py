@@ -21,13 +21,11 @@ the configuration locked (``enable_external_access=false`` + ``allowed_directori
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 from typing import TYPE_CHECKING, Any
 
-from lakeml.query import guard, locations, summary_store
-from lakeml.query.attach import INTERNAL, REST_ALIAS, SCHEMA, _root, iceberg_sql, rest_attach_sql, s3_secret_sql
+from lakeml.query import guard, locations, lockdown, summary_store
+from lakeml.query.attach import INTERNAL, REST_ALIAS, SCHEMA, iceberg_sql, rest_attach_sql, s3_secret_sql
 from lakeml.query.binding import _MANIFESTS, MATERIALIZED, UNCACHED, BindingMixin, _Bound  # noqa: F401
 from lakeml.query.cache import LatestCache, ident, q
 from lakeml.query.extensions import new_connection
@@ -98,15 +96,9 @@ class DuckEngine(BindingMixin, NamespacesMixin, PinningMixin, MetricHistoryMixin
                     log.warning("lakeml: could not ATTACH the REST catalog in DuckDB (%s); other namespaces "
                                 "will not be queryable", e)
                     self._rest = False
-            self._roots = self._allowed_roots(all_locs)
+            self._roots = lockdown.allowed_roots(self.store, all_locs, rest=self._rest)
             if not self.read_write:
-                tmp = os.path.join(tempfile.gettempdir(), f"lakeml-duckdb-{os.getpid()}")
-                con.execute(f"SET temp_directory = {q(tmp)}")
-                con.execute("SET parquet_metadata_cache = true")
-                dirs = sorted(self._roots | {tmp.rstrip('/') + '/'})
-                con.execute(f"SET allowed_directories = [{', '.join(q(d) for d in dirs)}]")
-                con.execute("SET enable_external_access = false")
-                con.execute("SET lock_configuration = true")
+                lockdown.lock_down(con, self._roots)
         except BaseException:
             con.close()
             raise
@@ -118,30 +110,8 @@ class DuckEngine(BindingMixin, NamespacesMixin, PinningMixin, MetricHistoryMixin
         self._latest = None
         self._refresh(None, first=True)
 
-    def _allowed_roots(self, all_locs: dict) -> set[str]:
-        cfg = self.store.config
-        roots = set()
-        if cfg.warehouse_dir:
-            roots.add(_root(cfg.warehouse_dir))
-        wh = cfg.warehouse or ""
-        if "://" in wh or wh.startswith("/"):
-            roots.add(_root(wh))
-        for loc in all_locs.values():
-            if loc:
-                roots.add(_root(locations.table_dir(loc)))
-        if self._rest or not roots:
-            for name in self.store.contracts:
-                try:
-                    roots.add(_root(self.store.catalog.load_table(self.store.identifier(name)).location()))
-                except Exception:
-                    continue
-        return {r for r in roots if not any(r != o and r.startswith(o) for o in roots)}
-
     def _allowed(self, location: str) -> bool:
-        if self.read_write:
-            return True
-        root = _root(locations.table_dir(location))
-        return any(root.startswith(r) for r in self._roots)
+        return self.read_write or lockdown.is_allowed(location, self._roots)
 
     # -- binding ------------------------------------------------------------------------------
     def refresh(self, tables: list[str] | None = None) -> None:
