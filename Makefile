@@ -1,6 +1,7 @@
 # lakeml developer commands. Needs only python3 (>= 3.10), pip and make.
 #   make demo   create .venv, install lakeml with scikit-learn, run `lakeml demo`
 #   make test   create .venv, install lakeml with the test extras, run the whole suite
+#   make docs   copy docs_src/*.py into the README's and docs' code blocks that name them
 # Installs are skipped while .venv is newer than pyproject.toml (stamp files in .venv/).
 
 PYTHON ?= python3
@@ -11,13 +12,14 @@ STAMP_DEMO := $(VENV)/.lakeml-installed-sklearn
 STAMP_TEST := $(VENV)/.lakeml-installed-test
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: help demo test install install-test doctor clean
+.PHONY: help demo test install install-test doctor docs clean
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make demo    train a few scikit-learn models into ./lakeml-warehouse and print a leaderboard"
 	@echo "make test    run the whole test suite (pytest -n 2)"
 	@echo "make doctor  check the configuration, catalog, storage and DuckDB"
+	@echo "make docs    copy docs_src/*.py into the code blocks of README.md and docs/ (tests check they match)"
 	@echo "make clean   remove ./lakeml-warehouse and caches (keeps .venv)"
 
 # The virtualenv. Some Debian/Ubuntu Pythons lack ensurepip (the python3-venv package): then the
@@ -45,8 +47,14 @@ demo: $(STAMP_DEMO)
 doctor: $(STAMP_DEMO)
 	$(BIN)/lakeml doctor
 
+# pytest exits 5 when it collected no tests: that is a failure too, with a message saying so.
 test: $(STAMP_TEST)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	 if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); check PYTEST_ARGS" >&2; fi; \
+	 exit $$rc
+
+docs: | $(BIN)/python
+	$(BIN)/python -m tests.docs_blocks
 
 clean:
 	rm -rf lakeml-warehouse .pytest_cache .hypothesis

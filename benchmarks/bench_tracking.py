@@ -12,11 +12,16 @@ Workloads (issue 2):
 (b) 1M points, *durable* throughput: the clock stops when ``flush()`` has returned, i.e. the points
     are committed to Iceberg. lakeml columnar ``log_batch`` (numpy arrays) locally and on S3
     (moto's server over HTTP), and a plain ``log_metric`` loop; MLflow ``log_batch`` (1,000 per call).
-(c) 2,000 runs x 20 params x 10 metrics x 100 steps through the fluent API, each run durable when its
-    ``with start_run()`` block ends; MLflow the same with ``log_params``/``log_metrics`` (its sizes
-    are smaller by default and extrapolated linearly, which favours MLflow: its per-run cost is flat).
+(c) W3: 2,000 runs x 20 params x 5 tags x 10 metrics x 100 steps through the fluent API in one process,
+    each run ended normally (its rows handed to the spool); the clock stops when every row is committed.
+    MLflow the same calls (its sizes are smaller by default and extrapolated linearly).
 (d) 4 concurrent writer processes, one run each, into one store: aggregate committed points/s.
 (e) ``python -c "import lakeml"`` wall time (median of 7), next to ``import mlflow``.
+(f) 200 processes one after the other, one W3 run each: each process's wall time next to a bare
+    ``import lakeml`` plus the same loop, with the spool left to the background helper at exit
+    (``LAKEML_EXIT_DRAIN=background``) and, on fewer processes, committing at exit (the default).
+(g) 300 W3 runs in one process, each ended before the next: wall time start to exit, and bytes on
+    disk once the process has exited (no manual ``maintain``), next to MLflow.
 
 lakeml runs with its defaults (embedded warehouse or SQL catalog, spool on, automatic maintenance
 on). Timings are single runs unless stated; the machine is whatever you run it on (2 cores here),
@@ -42,7 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 TARGETS = {"a": ("<=", 4.0, "µs/call"), "b_local": (">=", 1_000_000, "points/s"),
-           "b_s3": (">=", 300_000, "points/s"), "e": ("<=", 0.2, "s")}
+           "b_s3": (">=", 300_000, "points/s"), "e": ("<=", 0.2, "s"), "c": ("<=", 10.0, "s"),
+           "f": ("<=", 0.3, "s")}
 RESULTS: list[dict] = []
 
 
@@ -180,66 +186,211 @@ def bench_b(args, s3=None) -> None:
     shutil.rmtree(d, ignore_errors=True)
 
 
-# -- (c) ----------------------------------------------------------------------------------------
-def _sweep_lakeml(lakeml, runs: int, params: int, metrics: int, steps: int, log_every: int) -> tuple[float, list]:
-    t0 = time.perf_counter()
-    marks = []
-    for r in range(runs):
-        with lakeml.start_run(experiment="sweep", run_name=f"r{r}"):
-            lakeml.log_params({f"p{i}": f"v{(r * 7 + i) % 13}" for i in range(params)})
-            for s in range(steps):
-                lakeml.log_metrics({f"m{k}": s * 0.01 + k for k in range(metrics)}, step=s)
-        if (r + 1) % log_every == 0:
-            marks.append((r + 1, time.perf_counter() - t0))
-            print(f"      lakeml {r + 1:>5} runs  {marks[-1][1]:7.1f}s", flush=True)
-    return time.perf_counter() - t0, marks
+# -- (c) W3, (f) one process per run, (g) storage of a sweep -----------------------------------------
+P, T, M, S = 20, 5, 10, 100  # the W3 run: params, tags, metrics, steps
+
+
+def _w3_run(api, r: int) -> None:
+    """One W3 run through a fluent API (lakeml or mlflow): the same calls, the same values."""
+    with api.start_run(run_name=f"r{r}"):
+        api.log_params({f"p{i}": f"v{(r * 7 + i) % 13}" for i in range(P)})
+        api.set_tags({f"t{i}": f"x{r % 3}" for i in range(T)})
+        for s in range(S):
+            api.log_metrics({f"m{k}": s * 0.01 + k for k in range(M)}, step=s)
+
+
+def _cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 def bench_c(args) -> None:
+    """W3: 2,000 runs in one process, each ended normally; the clock stops once every row is committed."""
     import lakeml
 
-    runs, P, M, S = args.c_runs, 20, 10, 100
-    points = runs * M * S
+    runs = args.c_runs
     d = _tmp("c")
     lake = lakeml.connect(warehouse=d / "wh")
     lakeml.set_lake(lake)
-    secs, marks = _sweep_lakeml(lakeml, runs, P, M, S, max(1, runs // 10))
+    cpu0, t0 = _cpu(), time.perf_counter()
+    ends = []
+    for r in range(runs):
+        with lakeml.start_run(experiment="sweep", run_name=f"r{r}"):
+            lakeml.log_params({f"p{i}": f"v{(r * 7 + i) % 13}" for i in range(P)})
+            lakeml.set_tags({f"t{i}": f"x{r % 3}" for i in range(T)})
+            for s in range(S):
+                lakeml.log_metrics({f"m{k}": s * 0.01 + k for k in range(M)}, step=s)
+            t_end = time.perf_counter()
+        ends.append(time.perf_counter() - t_end)
+    swept = time.perf_counter() - t0
+    lake.flush()  # every row committed
+    secs, cpu = time.perf_counter() - t0, _cpu() - cpu0
+    stats = lake.committer.stats
     lakeml.set_lake(None)
     df = lake.search_runs("sweep", max_results=runs + 1)
-    assert df.height == runs and set(df["status"].to_list()) == {"FINISHED"}
+    assert df.height == runs and set(df["status"].to_list()) == {"FINISHED"}, "a run is missing or unfinished"
     lake.close()
-    first = marks[0][1] / marks[0][0] if marks else secs / runs
-    last = (marks[-1][1] - marks[-2][1]) / (marks[-1][0] - marks[-2][0]) if len(marks) > 1 else first
-
-    # the same data, buffered: one flush at the end (explicit client, end of run not awaited)
-    d2 = _tmp("c2")
-    with lakeml.connect(warehouse=d2 / "wh") as lake2:
-        t = time.perf_counter()
-        for r in range(runs):
-            run = lake2.create_run("sweep", run_name=f"r{r}")
-            lake2.log_params(run.run_id, {f"p{i}": f"v{(r * 7 + i) % 13}" for i in range(P)})
-            for s in range(S):
-                lake2.log_metrics(run.run_id, {f"m{k}": s * 0.01 + k for k in range(M)}, step=s)
-            lake2.set_terminated(run.run_id, flush=False)
-        lake2.flush()
-        buffered = time.perf_counter() - t
 
     ml = _mlflow(d)
     mr = args.c_mlflow_runs
     t = time.perf_counter()
     for r in range(mr):
-        with ml.start_run(run_name=f"r{r}"):
-            ml.log_params({f"p{i}": f"v{(r * 7 + i) % 13}" for i in range(P)})
-            for s in range(S):
-                ml.log_metrics({f"m{k}": s * 0.01 + k for k in range(M)}, step=s)
+        _w3_run(ml, r)
     ml_secs = (time.perf_counter() - t) / mr * runs
-    record("c", f"{runs:,} runs x {P}p x {M}m x {S} steps, durable end_run", secs, ml_secs, "s", False, "",
-           f"MLflow measured on {mr} runs, extrapolated")
-    record("c", "  same, seconds per run: first 10% of runs", first, ml_secs / runs, "s/run", False)
-    record("c", "  same, seconds per run: last 10% of runs", last, ml_secs / runs, "s/run", False)
-    record("c", f"  same, buffered (one flush at the end), {points:,} points", buffered, ml_secs, "s", False)
+    record("c", f"W3: {runs:,} runs x {P}p x {T}t x {M}m x {S} steps, one process, all committed", secs, ml_secs,
+           "s", False, "c", f"MLflow measured on {mr} runs, extrapolated; lakeml {stats.commits} commits")
+    record("c", "  same, process CPU time (user + sys; lakeml's threads included)", cpu, None, "s", False)
+    record("c", "  same, until the sweep's last run had ended (rows handed off)", swept, None, "s", False)
+    record("c", "  same, Iceberg commits for the whole sweep", stats.commits, None, "commits", False, "",
+           f"{runs * 4:,} when every run end waited for its own commits")
+    record("c", "  same, median time in end_run (leaving the with block)", statistics.median(ends) * 1000, None,
+           "ms", False)
     shutil.rmtree(d, ignore_errors=True)
-    shutil.rmtree(d2, ignore_errors=True)
+
+
+PROC_SCRIPT = r"""
+import sys
+mode, target = sys.argv[1], sys.argv[2]
+P, T, M, S = 20, 5, 10, 100
+if mode == "bare":  # import lakeml and the same training loop, nothing logged
+    import lakeml
+    params = {f"p{i}": f"v{(7 + i) % 13}" for i in range(P)}
+    tags = {f"t{i}": "x1" for i in range(T)}
+    for s in range(S):
+        m = {f"m{k}": s * 0.01 + k for k in range(M)}
+    sys.exit(0)
+if mode == "lakeml":
+    import lakeml as api
+    api.set_lake(api.connect(warehouse=target))
+    run = api.start_run(experiment="procs", run_name="one")
+else:
+    import logging, os, warnings
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    warnings.filterwarnings("ignore")
+    for name in ("mlflow", "alembic", "sqlalchemy"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import mlflow as api
+    api.set_tracking_uri(f"sqlite:///{target}/mlflow.db")
+    api.set_experiment("procs")
+    run = api.start_run(run_name="one")
+with run:
+    api.log_params({f"p{i}": f"v{(7 + i) % 13}" for i in range(P)})
+    api.set_tags({f"t{i}": "x1" for i in range(T)})
+    for s in range(S):
+        api.log_metrics({f"m{k}": s * 0.01 + k for k in range(M)}, step=s)
+"""
+
+
+def _proc_times(script: Path, mode: str, target: str, n: int, env: dict | None = None) -> list[float]:
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, str(script), mode, target], check=True, env=env or os.environ)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def _wait_drained(root: Path, timeout: float = 600) -> float:
+    """Seconds until no spool of an exited process is left under ``root`` (background drain)."""
+    from lakeml.storage.spool import has_dead_owners
+
+    t = time.perf_counter()
+    while time.perf_counter() - t < timeout:
+        owners = [p for p in root.iterdir() if p.name.startswith("owner-")] if root.is_dir() else []
+        if not owners and not has_dead_owners(root):
+            return time.perf_counter() - t
+        time.sleep(0.05)
+    raise RuntimeError(f"spools under {root} not drained within {timeout}s")
+
+
+def bench_f(args) -> None:
+    """One run per process, processes one after the other: each process's wall time next to a bare
+    ``import lakeml`` plus the same loop; lakeml committing at exit (default) and leaving the spool to
+    the background helper (LAKEML_EXIT_DRAIN=background)."""
+    import lakeml
+
+    d = _tmp("f")
+    script = d / "proc.py"
+    script.write_text(PROC_SCRIPT)
+    with lakeml.connect(warehouse=d / "wh") as lake:
+        lake.init()
+        root = lake.committer.spool.root
+    n, ni, nm = args.f_procs, args.f_inline_procs, args.f_mlflow_procs
+    bare = statistics.median(_proc_times(script, "bare", "", max(5, n // 10)))
+    bg_env = {**os.environ, "LAKEML_EXIT_DRAIN": "background"}
+    t = time.perf_counter()
+    bg = _proc_times(script, "lakeml", str(d / "wh"), n, bg_env)
+    wall_bg = time.perf_counter() - t
+    drained = _wait_drained(root)
+    inline = _proc_times(script, "lakeml", str(d / "wh"), ni)
+    with lakeml.connect(warehouse=d / "wh") as lake:
+        df = lake.search_runs("procs", max_results=n + ni + 1)
+        assert df.height == n + ni and set(df["status"].to_list()) == {"FINISHED"}, "a run is missing"
+    ml = statistics.median(_proc_times(script, "mlflow", str(d), nm))
+    med_bg, med_in = statistics.median(bg), statistics.median(inline)
+    record("f", f"{n} processes x 1 W3 run, background drain: median wall per process", med_bg, ml, "s", False, "",
+           f"all committed {drained:.1f}s after the last exit; {n} processes took {wall_bg:.0f}s")
+    record("f", "  same, minus bare `import lakeml` + the same loop", med_bg - bare, ml - bare, "s", False, "f",
+           f"bare: {bare:.3f}s")
+    record("f", f"  {ni} processes, default (commit at exit): median wall per process", med_in, ml, "s", False)
+    record("f", "  same, minus bare `import lakeml` + the same loop", med_in - bare, ml - bare, "s", False, "f")
+    shutil.rmtree(d, ignore_errors=True)
+
+
+SWEEP_SCRIPT = r"""
+import sys, time
+mode, target, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+P, T, M, S = 20, 5, 10, 100
+if mode == "lakeml":
+    import lakeml as api
+    api.set_lake(api.connect(warehouse=target))
+    start = lambda r: api.start_run(experiment="sweep", run_name=f"r{r}")
+else:
+    import logging, os, warnings
+    warnings.filterwarnings("ignore")
+    for name in ("mlflow", "alembic", "sqlalchemy"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import mlflow as api
+    api.set_tracking_uri(f"sqlite:///{target}/mlflow.db")
+    api.set_experiment("sweep")
+    start = lambda r: api.start_run(run_name=f"r{r}")
+for r in range(runs):
+    with start(r):
+        api.log_params({f"p{i}": f"v{(r * 7 + i) % 13}" for i in range(P)})
+        api.set_tags({f"t{i}": f"x{r % 3}" for i in range(T)})
+        for s in range(S):
+            api.log_metrics({f"m{k}": s * 0.01 + k for k in range(M)}, step=s)
+"""
+
+
+def _bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def bench_g(args) -> None:
+    """300 W3 runs in one process, each ended before the next starts: wall time (process start to exit,
+    so lakeml's commit at exit is included) and bytes on disk once the process has exited."""
+    d = _tmp("g")
+    script = d / "sweep.py"
+    script.write_text(SWEEP_SCRIPT)
+    runs, mr = args.g_runs, args.g_mlflow_runs
+    t = time.perf_counter()
+    subprocess.run([sys.executable, str(script), "lakeml", str(d / "wh"), str(runs)], check=True)
+    lk_secs = time.perf_counter() - t
+    lk_bytes = _bytes(d / "wh")
+    (d / "ml").mkdir()
+    t = time.perf_counter()
+    subprocess.run([sys.executable, str(script), "mlflow", str(d / "ml"), str(mr)], check=True)
+    ml_secs = (time.perf_counter() - t) * runs / mr
+    ml_bytes = _bytes(d / "ml") * runs / mr
+    note = "" if mr == runs else f"MLflow measured on {mr} runs, extrapolated"
+    record("g", f"{runs} W3 runs, each ended before the next: wall, start to exit", lk_secs, ml_secs, "s", False, "",
+           note)
+    record("g", "  same, bytes on disk after exit (no manual maintain)", lk_bytes / 1e6, ml_bytes / 1e6, "MB", False,
+           "", f"target lakeml <= 1/4 of MLflow: {'met' if lk_bytes * 4 <= ml_bytes else 'NOT met'}")
+    shutil.rmtree(d, ignore_errors=True)
 
 
 # -- (d) ----------------------------------------------------------------------------------------
@@ -377,7 +528,7 @@ def main() -> None:
         worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="a,b,c,d,e", help="comma-separated workloads")
+    ap.add_argument("--only", default="a,b,c,d,e,f,g", help="comma-separated workloads")
     ap.add_argument("--quick", action="store_true", help="smaller sizes for a fast look")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--c-runs", type=int, default=None)
@@ -388,6 +539,8 @@ def main() -> None:
     args.b_points, args.b_mlflow_points = (1_000_000, 10_000) if q else (1_000_000, 50_000)
     args.c_runs = args.c_runs or (200 if q else 2000)
     args.c_mlflow_runs = 5 if q else 20
+    args.f_procs, args.f_inline_procs, args.f_mlflow_procs = (20, 5, 5) if q else (200, 20, 20)
+    args.g_runs, args.g_mlflow_runs = (30, 10) if q else (300, 300)
     args.d_points, args.d_mlflow_points = (100_000, 5_000) if q else (250_000, 20_000)
     only = set(args.only.split(","))
     try:
@@ -401,7 +554,7 @@ def main() -> None:
     s3 = Moto() if "b" in only else None
     try:
         for key, fn in (("e", bench_e), ("a", bench_a), ("b", lambda a: bench_b(a, s3)), ("d", bench_d),
-                        ("c", bench_c)):
+                        ("c", bench_c), ("f", bench_f), ("g", bench_g)):
             if key in only:
                 print(f"({key})", flush=True)
                 fn(args)

@@ -40,6 +40,10 @@ from lakeml.errors import (
 
 __version__ = "0.1.0"
 
+from lakeml import logs as _logs  # noqa: E402 - quiet library logs, LAKEML_LOG_LEVEL (no pyiceberg import)
+
+_logs.setup()
+
 
 def connect(catalog: str | None = None, **kwargs):
     """Open a lake; see :func:`lakeml.client.lake.connect`."""

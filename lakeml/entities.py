@@ -16,10 +16,6 @@ class RunStatus(str, Enum):
     FAILED = "FAILED"
     KILLED = "KILLED"
 
-    @property
-    def terminal(self) -> bool:
-        return self is not RunStatus.RUNNING
-
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, _Record):

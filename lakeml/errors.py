@@ -7,9 +7,15 @@ wrong and how to fix it.
 
 from __future__ import annotations
 
+from lakeml.masking import mask_secrets
+
 
 class LakemlError(Exception):
-    """Root of every error lakeml raises on purpose."""
+    """Root of every error lakeml raises on purpose. Its message never shows a secret:
+    URI passwords and ``password=``-style values are masked (:func:`lakeml.masking.mask_secrets`)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(mask_secrets(a) if isinstance(a, str) else a for a in args))
 
 
 class InvalidInputError(LakemlError, ValueError):

@@ -63,7 +63,7 @@ def test_numpy_scalars_are_numbers(file_lake, run_id):
     assert file_lake.get_metric_history(run_id, "m")["value"].to_list() == [0.5, 1.5]
 
 
-@pytest.mark.parametrize("step,msg", [(1.5, "must be an integer, got 1.5"), ("3", "must be an integer"),
+@pytest.mark.parametrize("step,msg", [(1.5, "must be one integer, got float 1.5"), ("3", "must be one integer"),
                                       (2**63, "out of the 64-bit integer range")])
 def test_bad_steps(file_lake, run_id, step, msg):
     with pytest.raises(InvalidInputError, match=msg):

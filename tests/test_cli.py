@@ -244,7 +244,10 @@ def test_doctor_healthy_file_warehouse(tmp_path):
     doc = json.loads(j.stdout)
     assert doc["ok"] is True and doc["config"]["embedded"] == "true"
     checks = _checks(j)
-    assert set(checks) == {"configuration", "catalog", "storage", "tables", "duckdb", "sql read"}
+    assert set(checks) == {"configuration", "catalog", "storage", "tables", "artifact root", "duckdb", "sql read",
+                           "commit retries"}
+    assert checks["commit retries"]["detail"] == "no commit retried in this process"
+    assert not checks["artifact root"]["warn"]
     assert "created" not in checks["tables"]["detail"]  # the first doctor run created them
     assert "httpfs" in checks["duckdb"]["detail"]
     # The probe object is gone again.
@@ -270,7 +273,7 @@ def test_doctor_healthy_s3_lake(s3_bucket, tmp_path, monkeypatch):
     r = invoke(["doctor"], env=env)
     assert r.exit_code == 0, r.output
     assert "FAIL" not in r.stdout
-    assert f"s3://{bucket}/wh/lakeml/artifacts" in r.stdout
+    assert f"s3://{bucket}/wh/lakeml-artifacts" in r.stdout
     (secret_line,) = [ln for ln in r.stdout.splitlines() if "s3.secret-access-key" in ln]
     assert secret_line.split() == ["s3.secret-access-key", "****"]
     checks = _checks(invoke(["doctor", "-o", "json"], env=env))
@@ -310,7 +313,7 @@ def test_doctor_dead_s3_endpoint_fails_clearly(tmp_path):
     assert storage.strip().startswith("FAIL")
     assert f"127.0.0.1:{port}" in storage and "s3.endpoint" in storage
     assert lines["tables"].strip().startswith("FAIL") and "skipped" in lines["tables"]
-    assert "check(s) failed: storage, tables, sql read" in r.stdout
+    assert "check(s) failed: storage, tables, artifact root, sql read" in r.stdout
 
 
 # -- S3 through environment variables -----------------------------------------------------------
@@ -323,7 +326,7 @@ def test_runs_list_on_s3_configured_by_env(s3_bucket, tmp_path, monkeypatch):
         monkeypatch.setenv(k, v)
     with lakeml.connect(commit_interval=0.2) as lake:  # resolved from the environment alone
         assert lake.config.catalog_name == "lakes3"
-        assert lake.config.artifact_root == f"s3://{bucket}/wh/lakeml/artifacts"
+        assert lake.config.artifact_root == f"s3://{bucket}/wh/lakeml-artifacts"
         ids = log_sample_runs(lake)
     text = invoke(["runs", "list", "-e", "churn", "--order-by", "metrics.auc DESC"])
     assert text.exit_code == 0, text.output
@@ -331,5 +334,127 @@ def test_runs_list_on_s3_configured_by_env(s3_bucket, tmp_path, monkeypatch):
     rows = json.loads(invoke(["runs", "list", "-o", "json"]).stdout)
     assert {r["run_id"] for r in rows} == set(ids.values())
     show = json.loads(invoke(["runs", "show", ids["lr0.1"], "-o", "json"]).stdout)
-    assert show["artifact_uri"].startswith(f"s3://{bucket}/wh/lakeml/artifacts/")
+    assert show["artifact_uri"].startswith(f"s3://{bucket}/wh/lakeml-artifacts/")
     assert show["params"]["lr"] == "0.1"
+
+
+# -- misuse: one line, exit 1 (never a usage box with exit 2) ------------------------------------
+
+@pytest.mark.parametrize("args, needle", [
+    (["runs", "list", "-n", "0"], "--limit"),
+    (["runs", "list", "--limit", "-3"], "--limit"),
+    (["sql", "SELECT 1", "--format", "parquet"], "--out"),
+    (["sql", "SELECT 1", "--max-rows", "0"], "--max-rows"),
+    (["sql", "SELECT 1", "--max-rows", "-5"], "--max-rows"),
+    (["doctor", "--timeout", "abc"], "--timeout"),
+    (["doctor", "--timeout", "0"], "--timeout"),
+    (["models", "events", "-n", "-1"], "--limit"),
+    (["models", "events", "-n", "0"], "--limit"),
+    (["runs", "list", "--output", "yaml"], "--output"),
+    (["runs", "show"], "run_id"),
+    (["runs", "lst"], "lst"),
+])
+def test_misuse_is_one_line_and_exit_1(sample, args, needle):
+    env, _ = sample
+    r = invoke(args, env=env)
+    assert_one_line_error(r, needle, "--help")
+    assert "Usage:" not in r.output and r.stdout == ""
+
+
+def test_installed_program_misuse_is_one_line(sample):
+    env, _ = sample
+    r = subprocess.run([str(LAKEML_BIN), "runs", "list", "-n", "0"], env={**os.environ, **env},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and r.stderr.startswith("error: ")
+
+
+def test_bare_group_still_shows_its_help(sample):
+    r = invoke(["models"], env=sample[0])
+    assert "Usage:" in r.output and "register" in r.output
+
+
+# -- hostile values: control characters and bidi overrides are escaped ----------------------------
+
+ESC_TITLE = "\x1b]0;pwned\x07"  # sets the terminal title, then BEL
+CLEAR = "\x1b[2J"
+BIDI = "report\u202eexe.txt"  # shows as 'reporttxt.exe'
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    wh = tmp_path_factory.mktemp("hostile") / "wh"
+    with lakeml.connect(warehouse=wh, commit_interval=0.2) as lake:
+        run = lake.create_run("evil", run_name="r1", tags={"note": BIDI})
+        lake.log_params(run.run_id, {"cmd": ESC_TITLE, "clear": CLEAR + "x\r\n\x9b31m"})
+        lake.log_metric(run.run_id, "auc", 0.5)
+        lake.set_terminated(run.run_id, "FAILED", error=f"boom {CLEAR}")
+        lake.flush()
+    return {"LAKEML_WAREHOUSE": str(wh), "LAKEML_CATALOG": ""}, run.run_id
+
+
+def _no_raw_controls(text: str) -> None:
+    raw = [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0
+           or 0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069]
+    assert raw == [], raw
+
+
+def test_values_are_escaped_in_every_text_output(hostile):
+    env, run_id = hostile
+    outputs = [
+        invoke(["runs", "show", run_id], env=env),
+        invoke(["runs", "list", "-e", "evil", "-C", "params.cmd", "-C", "params.clear", "-C", "tags.note"],
+               env=env),
+        invoke(["sql", "SELECT key, value FROM lakeml.params UNION ALL SELECT key, value FROM lakeml.tags"],
+               env=env),
+        invoke(["sql", "SELECT value AS \"col\x1b[1m\" FROM lakeml.tags"], env=env),
+    ]
+    for r in outputs:
+        assert r.exit_code == 0, r.output
+        _no_raw_controls(r.output)
+    show = outputs[0].stdout
+    assert "\\x1b]0;pwned\\x07" in show and "report\\u202eexe.txt" in show and "\\x1b[2Jx\\x0d\\x0a\\x9b31m" in show
+    assert "\\x1b]0;pwned\\x07" in outputs[1].stdout and "report\\u202eexe.txt" in outputs[2].stdout
+    assert "col\\x1b[1m" in outputs[3].stdout
+
+
+def test_json_output_keeps_the_exact_values(hostile):
+    env, run_id = hostile
+    r = invoke(["runs", "show", run_id, "-o", "json"], env=env)
+    _no_raw_controls(r.stdout)  # JSON escapes them itself
+    doc = json.loads(r.stdout)
+    assert doc["params"]["cmd"] == ESC_TITLE and doc["tags"]["note"] == BIDI
+
+
+def test_errors_are_escaped(hostile):
+    env, _ = hostile
+    r = invoke(["runs", "show", CLEAR + "abc"], env=env)
+    assert_one_line_error(r, "\\x1b[2J")
+    _no_raw_controls(r.stderr)
+    r = invoke(["runs", "list", "-f", f"params.cmd = '{ESC_TITLE}' AND"], env=env)
+    assert r.exit_code == 1
+    _no_raw_controls(r.stderr)
+
+
+# -- a cold read-only command does not load the write stack ----------------------------------------
+
+_PROBE = """
+import atexit, json, sys
+from lakeml.cli.main import app
+atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))
+app()
+"""
+
+
+@pytest.mark.parametrize("args", [["runs", "list", "-e", "churn"], ["runs", "show", "{run}"], ["experiments", "list"],
+                                  ["sql", "SELECT count(*) FROM lakeml.leaderboard"]])
+def test_read_only_commands_skip_pyiceberg_catalog_and_sqlalchemy(sample, args):
+    """The embedded catalog's locations are read with stdlib sqlite3 and the views bound on demand."""
+    env, ids = sample
+    args = [a.format(run=ids["lr0.3"]) for a in args]
+    r = subprocess.run([sys.executable, "-c", _PROBE, *args], env={**os.environ, **env}, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    modules = set(json.loads(r.stderr.strip().splitlines()[-1]))
+    assert "duckdb" in modules  # it did read
+    assert not {"pyiceberg.catalog.sql", "sqlalchemy", "pyiceberg.table"} & modules

@@ -29,9 +29,30 @@ def test_walk_finds_the_commands():
     assert {"init", "experiments list", "runs list", "runs show", "doctor", "demo"} <= set(COMMANDS)
 
 
+GROUPS = {p for p, c in COMMANDS.items() if getattr(c, "commands", None)}
+
+
 @pytest.mark.parametrize("path", sorted(COMMANDS))
 def test_command_is_documented(path):
     assert f"lakeml {path}" in DOC, f"add 'lakeml {path}' to docs/cli.md"
+
+
+@pytest.mark.parametrize("path", sorted(set(COMMANDS) - GROUPS))
+def test_command_has_its_own_entry(path):
+    """A heading or a table row names the command in backticks (a mere mention in prose is not enough)."""
+    entry = re.compile(rf"^(## `lakeml {re.escape(path)}(`| )|\| `lakeml {re.escape(path)}` \|)", re.M)
+    assert entry.search(DOC), f"give 'lakeml {path}' a section or a row of the command table in docs/cli.md"
+
+
+def test_every_command_of_every_module_is_walked():
+    """The walk sees each command group registered in lakeml/cli/main.py, so a new module is covered."""
+    from lakeml.cli import main
+
+    for module, attr, name in main._GROUPS:
+        sub = typer.main.get_command(getattr(__import__(module, fromlist=[attr]), attr))
+        names = set(getattr(sub, "commands", {}) or {}) or {sub.name}
+        prefix = f"{name} " if name else ""
+        assert {prefix + n for n in names} <= set(COMMANDS), module
 
 
 @pytest.mark.parametrize("path", sorted(p for p, c in COMMANDS.items()

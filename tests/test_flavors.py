@@ -233,3 +233,45 @@ def test_signatures():
     assert ModelSignature.from_dict(tensor).inputs["dtype"] == "float64"
     with pytest.raises(InvalidInputError, match="cannot infer a schema"):
         infer_signature(object())
+
+
+class _Planted:
+    """A pickle that touches a file when it is loaded: what a hostile model folder can do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_untrusted_loading_refuses_pickled_flavors_before_unpickling(fluent_lake, tmp_path):
+    lake = fluent_lake
+    run = lake.create_run("trust")
+    lake.log_model(run.id, lambda rows: rows, "model")  # python flavor, stored with cloudpickle
+    folder = Path(lake.download_artifacts(run.id, "model", tmp_path / "dl"))
+    marker = tmp_path / "pickle-ran"
+    import pickle
+
+    (folder / yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["python"]["file"]).write_bytes(
+        pickle.dumps(_Planted(marker)))
+    with pytest.raises(InvalidInputError, match=r"trusted=False.*'python'.*ONNX"):
+        lake.load_model(str(folder), trusted=False)
+    assert not marker.exists(), "the refusal comes before anything is unpickled"
+    lake.load_model(str(folder))  # trusted (the default): the stored code runs, as docs/registry.md warns
+    assert marker.exists()
+
+    lake.log_model(run.id, LogisticRegression(max_iter=300).fit(X, Y), "sk", registered_model_name="iris-sk")
+    with pytest.raises(InvalidInputError, match=r"'sklearn' is a joblib pickle"):
+        lake.load_model("models:/iris-sk/1", trusted=False)
+    with pytest.raises(InvalidInputError, match="trusted=False"):
+        lakeml.load_model("models:/iris-sk/1", trusted=False)  # the fluent verb too
+
+
+def test_untrusted_loading_accepts_onnx(file_lake):
+    pytest.importorskip("onnxruntime")
+    lake = file_lake
+    clf = LogisticRegression(max_iter=300).fit(X, Y)
+    run = lake.create_run("trust-onnx")
+    info = lake.log_model(run.id, clf, "onnx", flavor="onnx", input_example=X[:5])
+    assert (lake.load_model(info.model_uri, trusted=False).predict(X) == clf.predict(X)).all()

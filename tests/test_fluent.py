@@ -34,11 +34,11 @@ def test_start_run_logs_and_finishes(fluent_lake):
 def test_end_run_commits_without_context_manager(fluent_lake):
     run = lakeml.start_run(experiment="plain")
     lakeml.log_metric("m", 1.0)
-    lakeml.end_run()
-    assert fluent_lake.committer.pending_rows() == 0  # end_run returns once committed
+    lakeml.end_run(wait=True)
+    assert fluent_lake.committer.pending_rows() == 0  # end_run(wait=True) returns once committed
     assert fluent_lake.get_run(run.id).status is RunStatus.FINISHED
     run2 = lakeml.start_run(experiment="plain")
-    lakeml.end_run("KILLED")
+    lakeml.end_run("KILLED")  # hands off without waiting; a read in this process still sees it
     assert fluent_lake.get_run(run2.id).status is RunStatus.KILLED
     lakeml.end_run()  # no active run: a no-op, as in MLflow
 

@@ -23,9 +23,11 @@ nested = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floa
                       max_leaves=30)
 deep = st.integers(min_value=50, max_value=400).map(lambda n: _deep(n))
 huge = st.sampled_from([10_000, 100_000, 1_000_000]).map(lambda n: "é" * n)
+# what os.fsdecode makes of a non-UTF-8 file name: strings with lone surrogates
+fsdecoded = st.binary(min_size=1, max_size=20).map(lambda b: (b + b"\xff").decode("utf-8", "surrogateescape"))
 anything = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(min_value=2**63 - 5, max_value=2**70),
                      st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=300), st.binary(max_size=50),
-                     st.decimals(allow_nan=True), st.complex_numbers(), nested, deep, huge)
+                     st.decimals(allow_nan=True), st.complex_numbers(), nested, deep, huge, fsdecoded)
 keys = st.one_of(st.from_regex(r"[\w\-. /:]{1,40}", fullmatch=True), st.text(max_size=300), anything)
 
 
@@ -123,6 +125,34 @@ def test_fuzz_sql(fuzz_lake):
     lake.flush()
     assert sorted(lake.get_metric_history(run.run_id, "loss")["value"].to_list()) == [1.0, 2.0]
     assert lake.sql("SELECT count(*) AS n FROM lakeml.runs")["n"][0] >= 1
+
+
+def test_fuzz_search(fuzz_lake):
+    lake = fuzz_lake
+    run = lake.create_run("search", run_name="r")
+    lake.log_param(run.run_id, "p", 6)
+    lake.log_metric(run.run_id, "loss", 0.5)
+    lake.set_terminated(run.run_id)
+    words = st.sampled_from(["metrics.loss", "params.p", "tags.t", "attributes.start_time", "attributes.status",
+                             "metrics.`a b`", "nope.x", "=", "!=", "<", ">=", "LIKE", "ILIKE", "IN", "NOT", "IS",
+                             "NULL", "(", ")", ",", "AND", "OR", "'x'", "'abc'", "'0.5'", "1", "-1e400", "1.5",
+                             "'2024-01-01'", "'it''s'", "'", "\n", "metrics.k1 > 0 AND metrics.k2 > 0"])
+    text = st.one_of(st.lists(words, min_size=1, max_size=12).map(" ".join), st.text(max_size=100), anything)
+    order = st.one_of(st.none(), st.lists(st.one_of(words, anything), max_size=3), anything)
+
+    @settings(max_examples=200, **SETTINGS)
+    @given(flt=text, order_by=order, max_results=st.one_of(st.integers(min_value=-2, max_value=5), anything))
+    def one(flt, order_by, max_results):
+        try:
+            lake.search_runs("search", filter_string=flt, order_by=order_by, max_results=max_results)
+        except LakemlError:
+            pass
+        except Exception as e:
+            raise AssertionError(f"search_runs({flt!r:.120}, {order_by!r:.60}, {max_results!r:.40}) raised "
+                                 f"untyped {type(e).__name__}: {e}")
+
+    one()
+    assert lake.search_runs("search", "params.p < 10")["run_name"].to_list() == ["r"]
 
 
 def test_fuzz_registry(fuzz_lake):

@@ -66,8 +66,8 @@ def test_cached_history_equals_duckdb(raw_lake):
     batch = _rows(lake.metric_histories(ids + ids[:2], "loss"))
     batch_all = _rows(lake.metric_histories(ids))
     assert len(POINTS) > 0  # the cache answered
-    with lake.engine._lock:
-        assert len(lake.engine._history_plan([ids[0]])[ids[0]]) == 4  # one file per commit
+    with lake.engine.lock:
+        assert len(lake.engine.history.plan([ids[0]])[ids[0]]) == 4  # one file per commit
     with no_cache():
         for (r, k), rows in cached.items():
             assert rows == _rows(lake.get_metric_history(r, k)), (r, k)
@@ -99,11 +99,11 @@ def test_history_after_compaction_reads_the_new_files(tmp_path):
     file_lake = lakeml.connect(warehouse=tmp_path / "wh", **{"lakeml.maintenance.auto": "false"})
     ids = _messy(file_lake)
     before = {r: _rows(file_lake.get_metric_history(r)) for r in ids}
-    old = set(file_lake.engine._bound["metrics"].listing.files)
+    old = set(file_lake.engine.tables.bound["metrics"].listing.files)
     file_lake.maintain(["metrics"])
     for r in ids:
         assert _rows(file_lake.get_metric_history(r)) == before[r]
-    new = set(file_lake.engine._bound["metrics"].listing.files)
+    new = set(file_lake.engine.tables.bound["metrics"].listing.files)
     assert new and not (new & old)  # compaction replaced every file, and the lookups read the new ones
     assert all(p in POINTS._files for p in new)
     file_lake.close()
@@ -135,6 +135,49 @@ def test_sqlite_signature_is_none_in_wal_mode(tmp_path):
         lake.log_metric(run.run_id, "m", 3.0)
         lake.flush()
         assert lake.get_metric_history(run.run_id)["value"].to_list() == [3.0]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "sql"])
+def test_freshness_check_is_one_catalog_query_for_all_tables(tmp_path, kind):
+    """The embedded SQLite file is read with stdlib sqlite3 and re-read only when its change counter
+    moved; a SQL catalog without that counter (PostgreSQL, or here SQLite in WAL mode behind
+    SQLAlchemy) is asked once per refresh for every table, never once per table. Both see new commits."""
+    from sqlalchemy import event
+
+    from lakeml.query.engine import DuckEngine
+
+    db = tmp_path / "catalog.db"
+    uri = f"sqlite:///{db}" if kind == "sqlite" else f"sqlite+pysqlite:///{db}"
+    props = {"uri": uri, "warehouse": (tmp_path / "wh").as_uri()}
+    with lakeml.connect(**props) as writer:
+        writer.init()
+        if kind == "sql":
+            with sqlite3.connect(db) as c:
+                c.execute("PRAGMA journal_mode=WAL")
+        statements: list[str] = []
+        event.listen(writer.store.catalog.engine, "before_cursor_execute",
+                     lambda conn, cursor, statement, *a: statements.append(statement))
+        for plain in (False, True):
+            eng = DuckEngine(writer.store, cached=not plain)
+            try:
+                assert eng.locations.kind == kind
+                count = "SELECT count(*) FROM lakeml.runs"
+                before = eng.query(count)[0][0].as_py()
+                statements.clear()
+                asked = eng.locations.queries
+                assert eng.query(count)[0][0].as_py() == before
+                catalog_reads = [st for st in statements if "iceberg_tables" in st]
+                # SQLite file unchanged: no query at all; no change counter: exactly one, for all 14 tables
+                assert eng.locations.queries - asked == (0 if kind == "sqlite" else 1)
+                assert len(catalog_reads) == (0 if kind == "sqlite" else 1)
+                run = writer.create_run("fresh")
+                writer.set_terminated(run.run_id)
+                writer.flush()
+                asked = eng.locations.queries
+                assert eng.query(count)[0][0].as_py() == before + 2  # RUNNING and FINISHED events
+                assert eng.locations.queries - asked == 1
+            finally:
+                eng.close()
 
 
 def test_index_points_sorts_unsorted_files_and_slices_by_run():
@@ -188,7 +231,7 @@ def test_stored_summary_is_restored_and_merged(tmp_path, monkeypatch):
     with lakeml.connect(warehouse=wh, **{"lakeml.maintenance.auto": "false"}) as lake:
         ids = _messy(lake)
         first = sorted(_rows(lake.sql(BOARD)))
-        tbl = lake.engine._bound["metrics"].table
+        tbl = lake.engine.tables.bound["metrics"].table
         stored = summary_store.summary_path(tbl)
         assert stored.is_file() and first == _plain_summary(lake)
 
@@ -218,7 +261,7 @@ def test_broken_or_foreign_stored_summary_is_ignored(tmp_path, monkeypatch):
     with lakeml.connect(warehouse=wh) as lake:
         _messy(lake)
         good = sorted(_rows(lake.sql(BOARD)))
-        stored = summary_store.summary_path(lake.engine._bound["metrics"].table)
+        stored = summary_store.summary_path(lake.engine.tables.bound["metrics"].table)
     stored.write_bytes(b"PAR1 not really parquet")
     with lakeml.connect(warehouse=wh) as lake:
         assert sorted(_rows(lake.sql(BOARD))) == good

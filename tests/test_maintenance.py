@@ -256,6 +256,25 @@ def test_competing_compactions_change_nothing_twice(file_lake):
     assert checksum(table_rows(lake)) == checksum(rows)
 
 
+def test_a_compaction_that_cannot_win_raises_and_changes_nothing(file_lake):
+    """It used to give up after five tries and return a result as if it had merely found nothing."""
+    from pyiceberg.exceptions import ValidationException
+
+    from lakeml.errors import CommitError
+    from lakeml.storage.retry import retry_stats
+
+    lake = file_lake
+    rows = small_commits(lake, 10, rows=10)
+    stale = lake.store.catalog.load_table(f"{lake.config.namespace}.metrics")
+    winner = C.compact(lake.store.table("metrics"), C.CompactionPolicy())
+    with pytest.raises(CommitError, match=r"compaction of .*metrics.*the table is unchanged") as ei:
+        C.compact(stale, C.CompactionPolicy(), deadline=0)
+    assert isinstance(ei.value.__cause__, ValidationException)
+    assert lake.store.reload("metrics").current_snapshot().snapshot_id == winner.snapshot_id
+    assert checksum(table_rows(lake)) == checksum(rows)
+    assert retry_stats()[f"compaction of {lake.config.namespace}.metrics"]["gave_up"] >= 1
+
+
 def test_rewrite_carries_table_state_markers(file_lake):
     lake = file_lake
     tbl = lake.store.table("metrics")

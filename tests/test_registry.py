@@ -266,7 +266,7 @@ def test_projections_catch_up_after_a_lost_write(lake, run_id):
     """If a process dies between the ledger commit and its projections, the next change repairs them."""
     from lakeml.registry.ledger import PROJECTIONS
 
-    led = lake.registry
+    led = lake.registry.ledger
     sync, led._sync = led._sync, lambda fold: {}  # simulate the crash window
     try:
         lake.register_model("churn", run_id=run_id)
@@ -306,3 +306,17 @@ def test_register_best_model_for_the_demo(file_lake):
     assert again.version == mv.version and len(lake.list_model_versions("churn")) == 1
     X, _ = load_iris(return_X_y=True)
     assert lake.load_model("models:/churn@champion").predict(X[:2]).shape == (2,)
+
+
+def test_register_refuses_a_folder_without_a_model(file_lake, tmp_path):
+    lake = file_lake
+    plain = tmp_path / "certs"
+    plain.mkdir()
+    (plain / "ca.pem").write_text("not a model")
+    with pytest.raises(InvalidInputError, match=r"certs holds no model: there is no MLmodel file"):
+        lake.register_model("x", source_uri=str(plain))
+    run = lake.create_run("no-model")
+    lake.log_artifact(run.id, plain / "ca.pem", "model")  # artifacts at 'model', but no saved model
+    with pytest.raises(InvalidInputError, match=rf"runs:/{run.id}/model holds no model"):
+        lake.register_model("x", run_id=run.id)
+    assert lake.list_models() == [], "nothing was registered"

@@ -126,5 +126,6 @@ def test_cli_bad_input(wh):
     fails(wh, "deploy", "churn", "42", "--env", "prod", "--service", "api", needle="has no version 42")
     fails(wh, "register", "churn", "--run-id", "0" * 32, needle="NotFoundError")
     fails(wh, "gates", "churn", "--min-metric", "auc=high", needle="must be a number")
-    res = invoke(wh, "alias", "churn", "champion")
-    assert res.exit_code == 2  # usage error: neither a version nor --delete
+    # misuse is one line and exit 1 too: neither a version nor --delete, a negative limit
+    fails(wh, "alias", "churn", "champion", needle="give a VERSION to set the alias, or --delete")
+    fails(wh, "events", "-n", "-1", needle="'--limit' / '-n'")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,20 +18,20 @@ from tests.workers.lakes import lake_spec
 ROOT = Path(__file__).resolve().parent.parent
 
 WORKER = r"""
-import json, os, sys, time
+import json, sys
 from tests.workers.lakes import open_spec
-spec, run_id, n, go, every = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+spec, run_id, n, every = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 lake = open_spec(spec)
 lake.registry.state()  # open the catalog before the start line
-while not os.path.exists(go):
-    time.sleep(0.01)
+print("ready", flush=True)
+assert sys.stdin.readline() == "go\n"  # the start gate: blocks until every worker is ready
 versions = []
 for i in range(n):
     mv = lake.register_model("churn", run_id=run_id, artifact_path="model")
     versions.append(mv.version)
     if (i + 1) % every == 0:
         lake.set_alias("churn", "champion", mv.version)
-print(json.dumps({"versions": versions, "stats": lake.registry.stats}))
+print(json.dumps({"versions": versions, "stats": lake.registry.ledger.stats}))
 lake.close()
 """
 
@@ -42,17 +41,27 @@ def run_workers(lake, tmp_path: Path, procs: int, each: int, alias_every: int) -
     lake.log_model(run.id, LogisticRegression().fit([[0.0], [1.0]], [0, 1]), "model")
     lake.set_terminated(run.id, "FINISHED")
     lake.init()
-    go = tmp_path / "go"
     spec = json.dumps(lake_spec(lake))
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, spec, run.id, str(each), str(go), str(alias_every)],
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for _ in range(procs)]
-    time.sleep(1.0)
-    go.touch()
-    out = []
+    errs = [tmp_path / f"worker{i}.err" for i in range(procs)]  # files, so a chatty worker never blocks
+    workers = []
+    for err in errs:
+        with err.open("w") as stderr:
+            workers.append(subprocess.Popen([sys.executable, "-c", WORKER, spec, run.id, str(each), str(alias_every)],
+                                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                                            text=True))
+    # A start barrier: every worker has opened the lake and said "ready" before any is told "go".
+    for w, err in zip(workers, errs):
+        line = w.stdout.readline()
+        if line != "ready\n":
+            w.wait(timeout=60)
+            pytest.fail(f"worker did not get ready (exit {w.returncode}): {line!r} {err.read_text()[-3000:]}")
     for w in workers:
-        stdout, stderr = w.communicate(timeout=300)
-        assert w.returncode == 0, stderr[-3000:]
+        w.stdin.write("go\n")
+        w.stdin.flush()
+    out = []
+    for w, err in zip(workers, errs):
+        stdout, _ = w.communicate(timeout=300)
+        assert w.returncode == 0, err.read_text()[-3000:]
         out.append(json.loads(stdout.strip().splitlines()[-1]))
     return [o["versions"] for o in out], [o["stats"] for o in out]
 

@@ -96,7 +96,10 @@ def test_spool_location_and_switch(tmp_path, monkeypatch):
         assert off.committer.spool is None
         run = off.create_run("x")
         off.log_metric(run.run_id, "m", 1.0)
-        assert off.sync() == 3 and off.get_run(run.run_id).metrics["m"] == 1.0
+        with pytest.raises(lakeml.errors.StorageError, match="spool is switched off.*lakeml.spool-dir"):
+            off.sync()  # no spool: a crash would lose the rows, so sync() cannot promise anything
+        assert off.committer.pending_rows() == 3  # they stay queued
+        assert off.get_run(run.run_id).metrics["m"] == 1.0
     finally:
         off.close()
     elsewhere = lakeml.connect(warehouse=tmp_path / "wh3", **{"lakeml.spool-dir": str(tmp_path / "sp")})
@@ -113,7 +116,9 @@ def test_a_failing_spool_loses_nothing(tmp_path):
     try:
         run = lake.create_run("x")
         lake.log_metric(run.run_id, "m", 2.0)
-        assert lake.sync() == 3  # the spool could not be written: a warning, the rows stay queued
+        with pytest.raises(lakeml.errors.StorageError, match="could not be written to the local spool"):
+            lake.sync()  # the spool could not be written: a typed error, the rows stay queued
+        assert lake.committer.pending_rows() == 3
         lake.flush()
         assert lake.get_run(run.run_id).metrics["m"] == 2.0
     finally:

@@ -233,3 +233,43 @@ def test_metric_history_across_many_commits(file_lake):
         h = file_lake.get_metric_history(rid)
         assert h.select("key", "value").rows() == [("x", float(i))]
     assert file_lake.get_metric_history(ids[0], "nope").height == 0
+
+
+def test_one_shot_reader_matches_the_client(lake):
+    """``lakeml.read-cache=false`` (what the CLI's read commands use): plain views bound only when a
+    query names them, the registry folded through DuckDB, no pyiceberg; the same answers as the client."""
+    import dataclasses
+
+    from lakeml.client.lake import Lake
+    from lakeml.query.engine import READ_CACHE
+
+    ids = []
+    for i, auc in enumerate((0.7, 0.9)):
+        r = lake.create_run("cmp", run_name=f"r{i}", tags={"team": "a"})
+        lake.log_params(r.run_id, {"depth": i + 2})
+        for step in range(3):
+            lake.log_metric(r.run_id, "auc", auc - 0.1 * (2 - step), step=step)
+        lake.set_terminated(r.run_id)
+        ids.append(r.run_id)
+    lake.log_model(ids[1], lambda rows: rows, "model")
+    lake.register_model("cmp-model", run_id=ids[1])
+    lake.set_alias("cmp-model", "champion", 1)
+    lake.record_deployment("cmp-model", 1, environment="prod", service="api")
+    lake.flush()
+    cfg = dataclasses.replace(lake.config, properties={**lake.config.properties, READ_CACHE: "false"})
+    with Lake(cfg) as ro:
+        assert lake.engine.cached and not ro.engine.cached
+        assert ro.search_runs("cmp").sort("run_id").equals(lake.search_runs("cmp").sort("run_id"))
+        assert ro.list_experiments() == lake.list_experiments()
+        for rid in ids:
+            assert ro.get_run(rid) == lake.get_run(rid)
+            assert ro.get_metric_history(rid).equals(lake.get_metric_history(rid))
+        assert ro.get_model_version("cmp-model@champion") == lake.get_model_version("cmp-model@champion")
+        assert ro.get_model("cmp-model") == lake.get_model("cmp-model")
+        assert ro.list_deployments("cmp-model") == lake.list_deployments("cmp-model")
+        board = "SELECT * FROM lakeml.leaderboard ORDER BY ALL"
+        assert ro.sql(board).to_dicts() == lake.sql(board).to_dicts()
+        # only what the queries named was bound: the registry projections were never read
+        assert "model_aliases" not in ro.engine.tables.bound and "registry_events" in ro.engine.tables.bound
+        assert ro.sql("SELECT count(*) FROM lakeml.model_aliases").item() == 1
+        assert "lakeml.model_aliases" in ro.engine.table_names()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import polars as pl
 import pytest
@@ -21,13 +21,16 @@ def wh(tmp_path_factory):
         r = lake.create_run("churn", run_name="a")
         lake.log_params(r.run_id, {"max_depth": 4})
         lake.log_metric(r.run_id, "auc", 0.8)
-        lake.set_terminated(r.run_id)
-        lake.moment = datetime.now(timezone.utc)
-        time.sleep(0.01)
+        lake.set_terminated(r.run_id, wait=True)  # returns once committed
+        # the moment: run a's last commit, read from the snapshots (times are in ms)
+        cat = lake.store.catalog
+        ms = max(s.timestamp_ms for t in map(cat.load_table, cat.list_tables("lakeml")) for s in t.snapshots())
+        moment = datetime.fromtimestamp(ms // 1000, timezone.utc) + timedelta(milliseconds=ms % 1000)
+        while time.time_ns() // 1_000_000 <= ms:  # so that run b's snapshots are stamped later
+            time.sleep(0.0005)
         r = lake.create_run("churn", run_name="b")
         lake.log_metric(r.run_id, "auc", 0.9)
         lake.set_terminated(r.run_id)
-        moment = lake.moment
     return path, moment
 
 

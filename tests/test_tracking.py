@@ -142,14 +142,16 @@ def test_columnar_log_batch(lake):
     assert np.isnan(got[7]) and np.array_equal(np.delete(got, 7), np.delete(values, 7))
     b = lake.get_metric_history(run.run_id, "b").row(0, named=True)
     assert (b["value"], b["step"], _ms(b["timestamp"])) == (2.0, 6, 1_700_000_000_001)
-    with pytest.raises(lakeml.InvalidInputError, match="'value' must be numbers"):
-        lake.log_batch(run.run_id, metrics={"key": "x", "value": ["a", "b"]})
+    for bad in ({"key": "x", "value": ["a", "b"]}, [Metric("x", "a")]):  # columns and points: one rule, one message
+        with pytest.raises(lakeml.InvalidInputError, match="metric 'x' got str 'a'; metric values must be numbers"):
+            lake.log_batch(run.run_id, metrics=bad)
     with pytest.raises(lakeml.InvalidInputError, match="invalid metric key"):
         lake.log_batch(run.run_id, metrics={"key": ["ok", "../bad"], "value": [1.0, 2.0]})
     with pytest.raises(lakeml.InvalidInputError, match="null"):
         lake.log_batch(run.run_id, metrics={"key": "x", "value": [1.0, None]})
-    with pytest.raises(lakeml.InvalidInputError, match="fractional"):
-        lake.log_batch(run.run_id, metrics={"key": "x", "value": [1.0], "step": [0.5]})
+    for bad in ({"key": "x", "value": [1.0], "step": [0.5]}, [Metric("x", 1.0, step=0.5)]):
+        with pytest.raises(lakeml.InvalidInputError, match="step of metric 'x' must be (an|one) integer"):
+            lake.log_batch(run.run_id, metrics=bad)
     assert lake.get_metric_history(run.run_id, "x").height == 0
 
 
@@ -233,7 +235,7 @@ def test_data_survives_a_new_client(lake):
     run = lake.create_run("persist", run_name="r")
     lake.log_param(run.run_id, "p", "v")
     lake.log_metric(run.run_id, "m", 1.0, step=3)
-    lake.set_terminated(run.run_id, "FAILED", error="ValueError: boom")
+    lake.set_terminated(run.run_id, "FAILED", error="ValueError: boom", wait=True)  # committed on return
     other = reopen(lake)
     try:
         got = other.get_run(run.run_id)
@@ -255,11 +257,15 @@ def test_every_status_change_is_an_appended_event(lake):
 
 
 def test_read_your_writes_without_explicit_flush(lake):
-    run = lake.create_run("ryw")
-    lake.log_metric(run.run_id, "m", 2.0)
-    assert lake.committer.pending_rows() > 0 or lake.committer.stats.commits > 0
-    assert lake.get_run(run.run_id).metrics == {"m": 2.0}
-    assert lake.committer.pending_rows() == 0
+    slow = reopen(lake, commit_interval=3600)  # its commit thread stays asleep: only the read can commit
+    try:
+        run = slow.create_run("ryw")
+        slow.log_metric(run.run_id, "m", 2.0)
+        assert slow.committer.pending_rows() > 0 and slow.committer.stats.commits == 0
+        assert slow.get_run(run.run_id).metrics == {"m": 2.0}
+        assert slow.committer.pending_rows() == 0 and slow.committer.stats.commits > 0
+    finally:
+        slow.close()
 
 
 def test_start_time_given_explicitly(lake):

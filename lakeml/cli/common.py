@@ -16,6 +16,23 @@ from lakeml.errors import LakemlError
 
 DEBUG_ENV = "LAKEML_DEBUG"  # set to 1 to see the full traceback of a failing command
 
+# Characters a terminal acts on: C0 and C1 controls, DEL, and the bidi embedding/override/isolate marks.
+_UNSAFE = {c for c in range(0x20)} | set(range(0x7F, 0xA0)) | {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
+                                                                *range(0x2066, 0x206A)}
+_ESCAPES = {c: (f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _UNSAFE}
+_ESCAPES_KEEP_NL = {c: e for c, e in _ESCAPES.items() if c != 0x0A}
+
+
+def safe(text: Any, *, newlines: bool = False) -> str:
+    """``text`` with every control character and bidi override escaped (``\\x1b``, ``\\u202e``), so
+    a value printed by the CLI never drives the terminal. ``newlines``: keep line breaks."""
+    return str(text).translate(_ESCAPES_KEEP_NL if newlines else _ESCAPES)
+
+
+def echo(text: Any = "", *, err: bool = False) -> None:
+    """``typer.echo`` of text holding values: control characters escaped, line breaks kept."""
+    typer.echo(safe(text, newlines=True), err=err)
+
 
 class Output(str, Enum):
     text = "text"
@@ -32,19 +49,28 @@ WarehouseOpt = typer.Option(None, "--warehouse", "-w",
                                  "[default: $LAKEML_WAREHOUSE or ./lakeml-warehouse]")
 
 
-def open_lake(catalog: str | None, warehouse: str | None, **kwargs: Any):
-    """Connect as the library would; ``catalog``/``warehouse`` override the environment."""
+def open_lake(catalog: str | None, warehouse: str | None, *, read_only: bool = False, **kwargs: Any):
+    """Connect as the library would; ``catalog``/``warehouse`` override the environment.
+
+    ``read_only``: the command only reads, once: its queries use plain views bound on demand
+    (no in-memory copies to build first, no pyiceberg on the embedded catalog).
+    """
     from lakeml.client.lake import connect
+    from lakeml.query.engine import READ_CACHE
 
     if warehouse is not None:
         kwargs["warehouse"] = warehouse
+    if read_only:
+        kwargs.setdefault(READ_CACHE, "false")
     return connect(catalog, **kwargs)
 
 
 def fail(message: str, code: int = 1) -> None:
     """Print ``error: message`` on stderr (one line) and exit with ``code``."""
-    line = " ".join(str(message).split())  # one line, whatever the message held
-    typer.secho(f"error: {line}", err=True, fg=typer.colors.RED)
+    from lakeml.masking import mask_secrets
+
+    line = mask_secrets(" ".join(str(message).split()))  # one line, whatever the message held; no secrets
+    typer.secho(f"error: {safe(line)}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
 
 
@@ -87,7 +113,7 @@ def print_json(value: Any) -> None:
 
 
 def cell(v: Any) -> str:
-    """One value as table text."""
+    """One value as table text (control characters escaped)."""
     if v is None:
         return ""
     if isinstance(v, float):
@@ -95,17 +121,18 @@ def cell(v: Any) -> str:
     if hasattr(v, "isoformat"):
         return v.isoformat(sep=" ", timespec="seconds")
     if isinstance(v, Mapping):
-        return ", ".join(f"{k}={cell(x)}" for k, x in v.items())
+        return ", ".join(f"{cell(k)}={cell(x)}" for k, x in v.items())
     if isinstance(v, Enum):
-        return str(v.value)
-    return str(v)
+        return safe(v.value)
+    return safe(v)
 
 
 def table_lines(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
     """An aligned text table: a header, a rule, one line per row."""
     cells = [[cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
+    heads = [safe(c) for c in columns]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(heads)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(heads, widths)).rstrip(),
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
     return lines
@@ -126,13 +153,13 @@ def emit(rows: Iterable[dict[str, Any]], output: Output, columns: list[str] | No
 
 def emit_mapping(title: str, values: Mapping[str, Any]) -> None:
     """Print a titled ``key  value`` block (text output only)."""
-    typer.secho(title, bold=True)
+    typer.secho(safe(title), bold=True)
     if not values:
         typer.echo("  (none)")
         return
-    width = max(len(str(k)) for k in values)
+    width = max(len(cell(k)) for k in values)
     for k, v in values.items():
-        typer.echo(f"  {str(k).ljust(width)}  {cell(v)}")
+        typer.echo(f"  {cell(k).ljust(width)}  {cell(v)}")
 
 
 _cell = cell  # older name, kept for modules written against it

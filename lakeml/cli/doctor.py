@@ -19,6 +19,16 @@ class Check:
     name: str
     ok: bool
     detail: str
+    warn: bool = False  # passed, but something needs attention (shown as WARN)
+
+    def __post_init__(self) -> None:
+        from lakeml.masking import mask_secrets
+
+        self.detail = mask_secrets(self.detail)  # e.g. a catalog URI's password
+
+
+class Warn(Exception):
+    """Raised by a check that passes with a warning."""
 
 
 def _one_line(e: BaseException) -> str:
@@ -28,6 +38,8 @@ def _one_line(e: BaseException) -> str:
 def _run(name: str, fn: Callable[[], str]) -> Check:
     try:
         return Check(name, True, fn())
+    except Warn as w:
+        return Check(name, True, " ".join(str(w).split()), warn=True)
     except Exception as e:  # every failure becomes a FAIL line, never a traceback
         return Check(name, False, _one_line(e))
 
@@ -118,6 +130,20 @@ def run_checks(catalog: str | None, warehouse: str | None, *, timeout: float = 5
 
     checks.append(_run("tables", tables_check))
 
+    def artifact_root_check() -> str:
+        if "store" not in state:
+            raise RuntimeError("skipped: the tables check failed")
+        from lakeml.storage.artifacts import root_warnings
+
+        store = state["store"]
+        locations = {store.identifier(n): store.table(n).location() for n in store.contracts}
+        problems = root_warnings(cfg.artifact_root, cfg.legacy_artifact_root, locations, cfg.properties)
+        if problems:
+            raise Warn("; ".join(problems))
+        return f"{cfg.artifact_root} lies outside every table's folder"
+
+    checks.append(_run("artifact root", artifact_root_check))
+
     def duckdb_check() -> str:
         import duckdb
 
@@ -141,6 +167,16 @@ def run_checks(catalog: str | None, warehouse: str | None, *, timeout: float = 5
         return f"DuckDB read lakeml.runs ({n} run(s))"
 
     checks.append(_run("sql read", read_check))
+
+    def retries_check() -> str:  # the checks' own commits; in a server, every commit since it started
+        from lakeml.storage.retry import describe_retry_stats, retry_stats
+
+        stats = retry_stats()
+        if any(row.get("gave_up") or row.get("slow") for row in stats.values()):
+            raise Warn(describe_retry_stats(stats))
+        return describe_retry_stats(stats)
+
+    checks.append(_run("commit retries", retries_check))
     return _report(cfg.describe(), checks)
 
 

@@ -7,7 +7,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from lakeml.cli.common import CatalogOpt, Output, OutputOpt, WarehouseOpt, emit, handle_errors, open_lake, print_json
+from lakeml.cli.common import (CatalogOpt, Output, OutputOpt, WarehouseOpt, echo, emit, handle_errors, open_lake,
+                               print_json)
 
 app = typer.Typer()
 
@@ -80,9 +81,9 @@ def maintain(table: Optional[List[str]] = typer.Option(None, "--table", "-t",
              "orphans deleted": t.orphans_deleted, "bytes freed": _size(t.bytes_freed),
              "seconds": f"{t.seconds:.2f}"} for t in report.tables]
     if dry_run:
-        typer.echo("dry run: nothing was changed; this is what maintain would do")
+        echo("dry run: nothing was changed; this is what maintain would do")
     emit(rows, output)
-    typer.echo(f"{len(report.tables)} table(s): data files {report.files_before} -> {report.files_after}, "
+    echo(f"{len(report.tables)} table(s): data files {report.files_before} -> {report.files_after}, "
                f"{_size(report.bytes_freed)} freed, {report.seconds:.2f}s")
 
 
@@ -98,10 +99,10 @@ def recover(catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = Ware
         print_json(report.as_dict())
         return
     if not report.owners:
-        typer.echo("nothing to recover: no spool of a dead lakeml process on this machine")
+        echo("nothing to recover: no spool of a dead lakeml process on this machine")
         return
     emit([{"process": f"{o.host}:{o.pid}", "batches": o.batches, "rows": o.rows,
            "already committed": o.already_committed, "runs killed": ", ".join(o.runs_killed) or "-",
            "error": o.error or ""} for o in report.owners], output)
-    typer.echo(f"recovered {report.rows} rows in {report.batches} batches; "
+    echo(f"recovered {report.rows} rows in {report.batches} batches; "
                f"{len(report.runs_killed)} run(s) marked KILLED ({report.seconds:.2f}s)")

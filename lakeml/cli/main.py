@@ -3,11 +3,43 @@
 from __future__ import annotations
 
 import importlib
+import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
+
+# typer's own (vendored) click exception classes, found through the public BadParameter
+_ClickException = {c.__name__: c for c in typer.BadParameter.__mro__}["ClickException"]
+
+
+class LakemlGroup(TyperGroup):
+    """The top-level command: misuse (a bad option value, a missing argument, an out-of-range
+    limit) prints one ``error:`` line on stderr and exits 1, like every other failure."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except _ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare 'lakeml' or 'lakeml models': the help
+                e.show()
+                sys.exit(e.exit_code)
+            from lakeml.cli.common import safe
+
+            where = e.ctx.command_path if getattr(e, "ctx", None) is not None else "lakeml"
+            line = " ".join(e.format_message().split())
+            typer.secho(f"error: {safe(line)} (see '{where} --help')", err=True, fg=typer.colors.RED)
+            sys.exit(1)
+        except typer.Abort:
+            typer.secho("error: aborted", err=True, fg=typer.colors.RED)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(name="lakeml", help="lakeml: experiment tracking and model registry on Iceberg tables.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, cls=LakemlGroup)
 
 # (module, attribute, group name or None to merge its commands at top level)
 _GROUPS = [
@@ -15,6 +47,7 @@ _GROUPS = [
     ("lakeml.cli.sql", "app", None),
     ("lakeml.cli.models", "app", "models"),
     ("lakeml.cli.health", "app", None),
+    ("lakeml.cli.tables", "app", None),
 ]
 
 for module, attr, name in _GROUPS:

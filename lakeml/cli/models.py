@@ -11,6 +11,7 @@ from lakeml.cli.common import (
     Output,
     OutputOpt,
     WarehouseOpt,
+    echo,
     emit,
     emit_mapping,
     handle_errors,
@@ -47,7 +48,7 @@ def list_models(query: Optional[str] = typer.Argument(None, help="only models wh
                 catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = WarehouseOpt,
                 output: Output = OutputOpt) -> None:
     """List registered models with their latest version, aliases and where they run."""
-    with open_lake(catalog, warehouse) as lake:
+    with open_lake(catalog, warehouse, read_only=True) as lake:
         models = lake.search_models(query)
         deps = lake.list_deployments()
     rows = []
@@ -65,7 +66,7 @@ def show(ref: str = typer.Argument(..., help="NAME (the model), NAME@ALIAS or NA
          catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = WarehouseOpt,
          output: Output = OutputOpt) -> None:
     """Show a model (its versions, aliases, deployments, gates) or one version of it."""
-    with open_lake(catalog, warehouse) as lake:
+    with open_lake(catalog, warehouse, read_only=True) as lake:
         if "@" in ref or "/" in ref:
             mv = lake.get_model_version(ref)
             deps = lake.list_deployments(mv.model_name)
@@ -122,7 +123,7 @@ def register(name: str = typer.Argument(..., help="registered model name (create
     if output == Output.json:
         print_json(mv)
         return
-    typer.echo(f"registered {mv.model_uri} (flavor {mv.flavor or 'unknown'}, run {mv.run_id or '-'})")
+    echo(f"registered {mv.model_uri} (flavor {mv.flavor or 'unknown'}, run {mv.run_id or '-'})")
 
 
 @app.command("alias")
@@ -141,9 +142,9 @@ def alias(name: str = typer.Argument(...), alias_name: str = typer.Argument(...,
         print_json(rec)
         return
     if delete:
-        typer.echo(f"deleted alias {name}@{alias_name} (was version {rec.previous_version})")
+        echo(f"deleted alias {name}@{alias_name} (was version {rec.previous_version})")
     else:
-        typer.echo(f"{name}@{alias_name} -> version {rec.version}")
+        echo(f"{name}@{alias_name} -> version {rec.version}")
 
 
 @app.command("deploy")
@@ -164,7 +165,7 @@ def deploy(name: str = typer.Argument(...), version: int = typer.Argument(...),
         print_json(d)
         return
     sv = f" {d.service_version}" if d.service_version else ""
-    typer.echo(f"{name} version {d.version} runs in {d.environment}/{d.service}{sv} (deployment {d.deployment_id})")
+    echo(f"{name} version {d.version} runs in {d.environment}/{d.service}{sv} (deployment {d.deployment_id})")
 
 
 @app.command("retire")
@@ -193,7 +194,7 @@ def lineage(ref: Optional[str] = typer.Argument(None, help="NAME@ALIAS, NAME/VER
     """Where a version comes from (run, params, metrics, code, input snapshots), or --table: what used a table."""
     if (ref is None) == (table is None):
         raise typer.BadParameter("give a model reference, or --table (not both)")
-    with open_lake(catalog, warehouse) as lake:
+    with open_lake(catalog, warehouse, read_only=True) as lake:
         if table is not None:
             rows = [dict(t.to_dict(), model_uri=t.model_uri, aliases=", ".join(t.aliases),
                          environments=", ".join(t.environments))
@@ -218,12 +219,12 @@ def lineage(ref: Optional[str] = typer.Argument(None, help="NAME@ALIAS, NAME/VER
 @app.command("events")
 @handle_errors
 def events(name: Optional[str] = typer.Argument(None, help="only this model"),
-           limit: int = typer.Option(50, "--limit", "-n", help="newest N events"),
+           limit: int = typer.Option(50, "--limit", "-n", min=1, help="newest N events"),
            catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = WarehouseOpt,
            output: Output = OutputOpt) -> None:
     """The registry's audit log: who changed what and when, and every refused promotion."""
-    with open_lake(catalog, warehouse) as lake:
-        evs = lake.registry_events(name)[-limit:] if limit > 0 else []
+    with open_lake(catalog, warehouse, read_only=True) as lake:
+        evs = lake.registry_events(name)[-limit:]
     emit([e.to_dict() for e in evs], output,
          ["event_seq", "event_time", "actor", "event_type", "outcome", "entity_key", "message"])
 
@@ -283,7 +284,7 @@ def gates(name: str = typer.Argument(...),
         print_json(g.to_dict() if g is not None and not g.empty else None)
         return
     if g is None or g.empty:
-        typer.echo(f"{name} has no promotion gates")
+        echo(f"{name} has no promotion gates")
         return
     scope = {"aliases": ", ".join(g.aliases) if g.aliases is not None else "all",
              "environments": ", ".join(g.environments) if g.environments is not None else "all"}

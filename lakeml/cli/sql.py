@@ -10,7 +10,8 @@ from typing import Any, Optional
 
 import typer
 
-from lakeml.cli.common import CatalogOpt, WarehouseOpt, handle_errors, jsonable, open_lake, print_json, table_lines
+from lakeml.cli.common import (CatalogOpt, WarehouseOpt, echo, handle_errors, jsonable, open_lake, print_json, safe,
+                               table_lines)
 
 app = typer.Typer()
 bi_app = typer.Typer(help="BI access: a DuckDB file for Superset, Metabase, Grafana, Tableau...",
@@ -34,7 +35,7 @@ def sql(query: str = typer.Argument(..., help="SQL over lakeml.<table>, the view
                                                              "(required for parquet)"),
         as_of: Optional[str] = typer.Option(None, "--as-of", help="time travel: an ISO timestamp or a snapshot id"),
         read_write: bool = typer.Option(False, "--read-write", help="allow writes and files outside the lake"),
-        max_rows: int = typer.Option(1000, "--max-rows", help="table format: rows shown at most"),
+        max_rows: int = typer.Option(1000, "--max-rows", min=1, help="table format: rows shown at most"),
         catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = WarehouseOpt) -> None:
     """Run a SQL query over every experiment (read-only unless --read-write).
 
@@ -48,7 +49,7 @@ def sql(query: str = typer.Argument(..., help="SQL over lakeml.<table>, the view
 
     from lakeml.query.engine import DuckEngine
 
-    with open_lake(catalog, warehouse) as lake:
+    with open_lake(catalog, warehouse, read_only=True) as lake:
         # one query per process: plain views, no in-memory copies to build first
         engine = DuckEngine(lake.store, read_write=read_write, cached=False)
         try:
@@ -61,7 +62,7 @@ def sql(query: str = typer.Argument(..., help="SQL over lakeml.<table>, the view
 def _write(df: Any, fmt: Format, out: Path | None, max_rows: int) -> None:
     if fmt == Format.parquet:
         df.write_parquet(out)
-        typer.echo(f"{df.height} rows written to {out}", err=True)
+        echo(f"{df.height} rows written to {out}", err=True)
         return
     if fmt == Format.csv:
         flat = df.select([c for c in df.columns if not df.schema[c].is_nested()])
@@ -87,11 +88,11 @@ def _write(df: Any, fmt: Format, out: Path | None, max_rows: int) -> None:
         else:
             more = f"({df.height} rows, {max_rows} shown)\n" if df.height > max_rows else f"({df.height} rows)\n"
             text = "\n".join(table_lines(rows, df.columns)) + "\n" + more
-    if out is None:
-        sys.stdout.write(text)
+    if out is None:  # CSV values reach a terminal escaped; piped, they stay exact
+        sys.stdout.write(safe(text, newlines=True) if sys.stdout.isatty() else text)
     else:
         out.write_text(text)
-        typer.echo(f"{df.height} rows written to {out}", err=True)
+        echo(f"{df.height} rows written to {out}", err=True)
 
 
 @bi_app.command("export")
@@ -100,16 +101,17 @@ def bi_export(path: Path = typer.Argument(..., help="the DuckDB file to write, e
               extension_dir: Optional[str] = typer.Option(
                   None, "--extension-dir", help="where to install the DuckDB extensions for the BI tool "
                                                 "[default: DuckDB's own, ~/.duckdb/extensions]"),
+              overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing DuckDB file at PATH"),
               catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = WarehouseOpt) -> None:
     """Write a DuckDB database file whose views read the live lakeml tables, for BI tools."""
     with open_lake(catalog, warehouse) as lake:
-        exp = lake.bi_export(path, extension_directory=extension_dir)
-    typer.echo(f"wrote {exp.path} ({len(exp.views)} views; data stays in the lake and is read live)")
-    typer.echo("\nConnect with DuckDB settings (they are not stored in the file):")
-    typer.echo(f"  extension_directory = {exp.extension_directory}")
-    typer.echo("  unsafe_enable_version_guessing = true")
-    typer.echo("\nSQLAlchemy + duckdb-engine (Superset; see docs/sql.md for the others):")
-    typer.echo(f"  url:          {exp.sqlalchemy_url}")
-    typer.echo(f"  connect_args: {json.dumps(exp.connect_args)}")
-    typer.echo("\nInit SQL (Grafana, DBeaver, duckdb CLI):")
-    typer.echo("  " + exp.init_sql().replace("\n", "\n  ").rstrip())
+        exp = lake.bi_export(path, extension_directory=extension_dir, overwrite=overwrite)
+    echo(f"wrote {exp.path} ({len(exp.views)} views; data stays in the lake and is read live)")
+    echo("\nConnect with DuckDB settings (they are not stored in the file):")
+    echo(f"  extension_directory = {exp.extension_directory}")
+    echo("  unsafe_enable_version_guessing = true")
+    echo("\nSQLAlchemy + duckdb-engine (Superset; see docs/sql.md for the others):")
+    echo(f"  url:          {exp.sqlalchemy_url}")
+    echo(f"  connect_args: {json.dumps(exp.connect_args)}")
+    echo("\nInit SQL (Grafana, DBeaver, duckdb CLI):")
+    echo("  " + exp.init_sql().replace("\n", "\n  ").rstrip())

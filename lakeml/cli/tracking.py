@@ -12,11 +12,13 @@ from lakeml.cli.common import (
     Output,
     OutputOpt,
     WarehouseOpt,
+    echo,
     emit,
     emit_mapping,
     handle_errors,
     open_lake,
     print_json,
+    safe,
 )
 
 app = typer.Typer()
@@ -38,10 +40,10 @@ def init(catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = Warehou
         print_json({"catalog": cfg.catalog_name, "namespace": cfg.namespace, "tables": tables,
                     "artifact_root": cfg.artifact_root})
         return
-    typer.echo(f"lakeml tables ready in catalog {cfg.catalog_name!r}, namespace {cfg.namespace!r}:")
+    echo(f"lakeml tables ready in catalog {cfg.catalog_name!r}, namespace {cfg.namespace!r}:")
     for t in tables:
-        typer.echo(f"  {t}")
-    typer.echo(f"artifacts go to {cfg.artifact_root}")
+        echo(f"  {t}")
+    echo(f"artifacts go to {cfg.artifact_root}")
 
 
 # -- experiments --------------------------------------------------------------------------------
@@ -51,7 +53,7 @@ def init(catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = Warehou
 def experiments_list(catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = WarehouseOpt,
                      output: Output = OutputOpt) -> None:
     """List experiments with their number of runs."""
-    with open_lake(catalog, warehouse) as lake:
+    with open_lake(catalog, warehouse, read_only=True) as lake:
         exps = lake.list_experiments()
         counts = _run_counts(lake) if exps else {}
     rows = [{"experiment_id": e.experiment_id, "name": e.name, "runs": counts.get(e.experiment_id, 0),
@@ -120,7 +122,7 @@ def runs_list(
 ) -> None:
     """List runs, newest first (or by --order-by). The text table adds any metric, param or tag column
     that the filter or the order names."""
-    with open_lake(catalog, warehouse) as lake:
+    with open_lake(catalog, warehouse, read_only=True) as lake:
         df = lake.search_runs(experiment or None, filter_string=filter_string, order_by=order_by or None,
                               max_results=limit)
     rows = []
@@ -141,7 +143,7 @@ def runs_show(run_id: str = typer.Argument(..., help="the run id (see 'lakeml ru
               catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = WarehouseOpt,
               output: Output = OutputOpt) -> None:
     """Show one run: attributes, params, latest metrics, tags, inputs and artifacts."""
-    with open_lake(catalog, warehouse) as lake:
+    with open_lake(catalog, warehouse, read_only=True) as lake:
         run = lake.get_run(run_id)
         artifacts = _all_artifacts(lake, run_id)
         history = lake.get_metric_history(run_id)
@@ -184,7 +186,7 @@ def _num(v: Any) -> str:
 @app.command()
 @handle_errors
 def doctor(catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = WarehouseOpt,
-           timeout: float = typer.Option(5.0, "--timeout", help="seconds to wait for the object store"),
+           timeout: float = typer.Option(5.0, "--timeout", min=0.1, help="seconds to wait for the object store"),
            output: Output = OutputOpt) -> None:
     """Show the resolved configuration and check the catalog, the tables, storage access and DuckDB."""
     from lakeml.cli.doctor import run_checks
@@ -199,9 +201,11 @@ def doctor(catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = Wareh
         for c in report["checks"]:
             mark = typer.style(" OK " if c["ok"] else "FAIL", fg=typer.colors.GREEN if c["ok"] else typer.colors.RED,
                                bold=True)
-            typer.echo(f"  {mark}  {c['name'].ljust(width)}  {c['detail']}")
+            if c.get("warn"):
+                mark = typer.style("WARN", fg=typer.colors.YELLOW, bold=True)
+            typer.echo(f"  {mark}  {safe(c['name']).ljust(width)}  {safe(c['detail'])}")
         failed = [c["name"] for c in report["checks"] if not c["ok"]]
-        typer.echo("all checks passed" if not failed else f"{len(failed)} check(s) failed: {', '.join(failed)}")
+        echo("all checks passed" if not failed else f"{len(failed)} check(s) failed: {', '.join(failed)}")
     if not report["ok"]:
         raise typer.Exit(1)
 
@@ -217,7 +221,7 @@ def demo(experiment: str = typer.Option("demo", "--experiment", "-e", help="expe
     from lakeml.cli.demo import run_demo
 
     def progress(msg: str) -> None:
-        typer.echo(msg, err=output == Output.json)
+        echo(msg, err=output == Output.json)
 
     with open_lake(catalog, warehouse) as lake:
         progress(f"logging into {lake.config.catalog_name}.{lake.config.namespace} "
@@ -226,16 +230,16 @@ def demo(experiment: str = typer.Option("demo", "--experiment", "-e", help="expe
     if output == Output.json:
         print_json(result.to_dict())
         return
-    typer.echo("")
-    typer.secho(f"leaderboard of experiment {result.experiment!r} (sweep run {result.parent_run_id})", bold=True)
+    echo("")
+    typer.secho(safe(f"leaderboard of experiment {result.experiment!r} (sweep run {result.parent_run_id})"), bold=True)
     emit(result.leaderboard, output,
          ["rank", "run_name", "val_auc", "val_accuracy", "val_loss", "max_depth", "learning_rate", "run_id"])
     if result.champion:
         c = result.champion
-        typer.echo(f"registered the best model as {c['model']} version {c['version']} with alias "
+        echo(f"registered the best model as {c['model']} version {c['version']} with alias "
                    f"'{c['alias']}': load it with lakeml.load_model({c['uri']!r})")
     best = result.leaderboard[0]["run_id"] if result.leaderboard else "<run id>"
-    typer.echo(f"\ndone in {result.seconds:.1f} s. Next:\n"
+    echo(f"\ndone in {result.seconds:.1f} s. Next:\n"
                f"  lakeml runs list -e {experiment} --order-by 'metrics.val_auc DESC'\n"
                f"  lakeml runs show {best}\n"
                f"  lakeml models show {result.champion['model'] + '@champion' if result.champion else '<model>'}\n"

@@ -3,7 +3,10 @@
 The active-run stack is shared by every thread of the process and guarded by a
 lock, so data-loader threads can log into the run the main thread started.
 A run used as a context manager ends FINISHED, FAILED (an exception, whose
-message is kept) or KILLED (Ctrl-C or SIGTERM).
+message is kept) or KILLED (Ctrl-C or SIGTERM). Ending a run hands its rows to the
+committer and returns without waiting for Iceberg (reads in this process still see
+them); ``end_run(wait=True)``, ``ActiveRun.end(wait=True)`` or ``LAKEML_SYNC_END=1``
+wait until they are committed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ _lock = threading.RLock()
 _stack: list["ActiveRun"] = []
 _lake: Any = None
 _sigterm_installed = False
+_excepthook_installed = False
+_last_exc: list[BaseException] = []  # why the interpreter is dying (see _install_excepthook)
 
 
 class RunTerminated(SystemExit):
@@ -66,6 +71,10 @@ class ActiveRun:
     def __enter__(self) -> "ActiveRun":
         return self
 
+    def end(self, status: str | RunStatus = RunStatus.FINISHED, *, wait: bool | None = None) -> None:
+        """End this run; ``wait=True`` returns only once its rows are committed (see :func:`end_run`)."""
+        _end(self, RunStatus(status), None, wait)
+
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
             status, error = RunStatus.FINISHED, None
@@ -94,6 +103,22 @@ def _install_sigterm() -> None:
     _sigterm_installed = True
 
 
+def _install_excepthook() -> None:
+    """Remember why the interpreter dies (for runs still active at exit); installed by the first start_run."""
+    global _excepthook_installed
+    with _lock:
+        if _excepthook_installed:
+            return
+        prev = sys.excepthook
+
+        def _excepthook(tp, value, tb):
+            _last_exc.append(value)
+            prev(tp, value, tb)
+
+        sys.excepthook = _excepthook
+        _excepthook_installed = True
+
+
 def start_run(experiment: str | None = None, run_name: str | None = None, *, tags: Mapping[str, Any] | None = None,
               nested: bool = False, run_id: str | None = None, parent_run_id: str | None = None,
               lake: Any = None) -> ActiveRun:
@@ -110,7 +135,7 @@ def start_run(experiment: str | None = None, run_name: str | None = None, *, tag
                                     "to start a child run")
         if run_id is not None:
             info = lake.get_run(run_id)
-            lake._state(run_id)
+            lake.tracking.run_state(run_id)
         else:
             parent_id = parent_run_id or (parent.id if (parent is not None and nested) else None)
             inherited = parent.info.experiment_name if (parent is not None and parent_id == parent.id) else None
@@ -119,28 +144,33 @@ def start_run(experiment: str | None = None, run_name: str | None = None, *, tag
         active = ActiveRun(lake, info)
         _stack.append(active)
     _install_sigterm()
+    _install_excepthook()
     from lakeml.storage.committer import on_exit
 
     on_exit(_end_active_runs_at_exit)
     return active
 
 
-def _end(active: ActiveRun, status: RunStatus, error: str | None) -> None:
+def _end(active: ActiveRun, status: RunStatus, error: str | None, wait: bool | None = None) -> None:
     with _lock:
         if active.ended:
             return
         active.ended = True
         if active in _stack:
             _stack.remove(active)
-    active.lake.set_terminated(active.id, status, error=error)
+    active.lake.set_terminated(active.id, status, error=error, wait=wait)
 
 
-def end_run(status: str | RunStatus = RunStatus.FINISHED) -> None:
-    """End the active run (FINISHED unless told otherwise) and commit what it logged."""
+def end_run(status: str | RunStatus = RunStatus.FINISHED, *, wait: bool | None = None) -> None:
+    """End the active run (FINISHED unless told otherwise) and hand what it logged to the committer.
+
+    Returns once the rows are in the fsynced spool, without waiting for Iceberg; reads in this
+    process see them. ``wait=True`` (or ``$LAKEML_SYNC_END=1``) returns only once they are committed.
+    """
     with _lock:
         active = _stack[-1] if _stack else None
     if active is not None:
-        _end(active, RunStatus(status), None)
+        _end(active, RunStatus(status), None, wait)
 
 
 def active_run() -> ActiveRun | None:
@@ -158,7 +188,7 @@ def _current() -> ActiveRun:
 def log_metric(key: str, value: float, step: int = 0, timestamp: int | None = None) -> None:
     """Buffer one metric point into the active run; never blocks on I/O."""
     a = _stack[-1] if _stack else _current()
-    a.lake.log_metric(a.info.run_id, key, value, step, timestamp)
+    a.lake.tracking.log_metric(a.info.run_id, key, value, step, timestamp)
 
 
 def log_metrics(metrics: Mapping[str, float], step: int = 0, timestamp: int | None = None) -> None:
@@ -211,18 +241,6 @@ def flush(timeout: float | None = None) -> None:
             lakes[id(_lake)] = _lake
     for lake in lakes.values():
         lake.flush(timeout)
-
-
-_last_exc: list[BaseException] = []
-_prev_hook = sys.excepthook
-
-
-def _excepthook(tp, value, tb):  # remember why the interpreter is dying
-    _last_exc.append(value)
-    _prev_hook(tp, value, tb)
-
-
-sys.excepthook = _excepthook
 
 
 def _end_active_runs_at_exit() -> None:

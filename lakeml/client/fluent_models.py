@@ -33,9 +33,13 @@ def log_model(model: Any, artifact_path: str = "model", *, signature: Any = None
     return a.lake.log_model(a.id, model, artifact_path, signature=signature, **kwargs)
 
 
-def load_model(model_uri: str, **kwargs: Any) -> Any:
-    """Load ``models:/churn@champion``, ``models:/churn/3``, ``models:/churn/latest`` or ``runs:/<id>/model``."""
-    return _lake().load_model(model_uri, **kwargs)
+def load_model(model_uri: str, *, trusted: bool = True, **kwargs: Any) -> Any:
+    """Load ``models:/churn@champion``, ``models:/churn/3``, ``models:/churn/latest`` or ``runs:/<id>/model``.
+
+    ``trusted=False`` refuses models whose loading runs stored code (sklearn, python: pickles); see
+    ``Lake.load_model`` and docs/registry.md.
+    """
+    return _lake().load_model(model_uri, trusted=trusted, **kwargs)
 
 
 def register_model(model_uri: str, name: str, **kwargs: Any) -> ModelVersion:
@@ -50,7 +54,7 @@ def register_model(model_uri: str, name: str, **kwargs: Any) -> ModelVersion:
         src = lake.get_model_version(model_uri)
         return lake.register_model(name, run_id=src.run_id, artifact_path=src.artifact_path, **kwargs) \
             if src.run_id else lake.register_model(name, source_uri=src.source_uri, **kwargs)
-    return lake.register_model(name, source_uri=lake._model_location(model_uri)[0], **kwargs)
+    return lake.register_model(name, source_uri=lake.registry.models_io.model_location(model_uri)[0], **kwargs)
 
 
 def log_checkpoint(obj_or_path: Any, *, step: int, metric: float | Mapping[str, float] | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 from lakeml.query.cache import ident, q
+from lakeml.storage.objectstore import S3Settings, uses_s3
 
 SCHEMA = "lakeml"  # the DuckDB schema of the lakeml views, whatever the Iceberg namespace
 INTERNAL = "__lakeml"
@@ -13,19 +14,17 @@ REST_ALIAS = "lakeml_catalog"  # the attached REST catalog
 
 def s3_secret_sql(props: dict[str, str], name: str = "lakeml_s3") -> str | None:
     """``CREATE SECRET`` for DuckDB from pyiceberg's s3.* keys (None when there are none)."""
-    if not any(k.startswith("s3.") for k in props):
+    if not uses_s3(props):
         return None
-
-    parts = ["TYPE s3", f"REGION {q(props.get('s3.region', 'us-east-1'))}"]
-    if key := props.get("s3.access-key-id"):
-        parts += [f"KEY_ID {q(key)}", f"SECRET {q(props.get('s3.secret-access-key', ''))}"]
-    if tok := props.get("s3.session-token"):
-        parts.append(f"SESSION_TOKEN {q(tok)}")
-    if ep := props.get("s3.endpoint"):
-        u = urlparse(ep if "://" in ep else f"http://{ep}")
-        parts += [f"ENDPOINT {q(u.netloc)}", f"USE_SSL {'true' if u.scheme == 'https' else 'false'}"]
-    style = str(props.get("s3.path-style-access", "true")).lower()
-    parts.append(f"URL_STYLE {q('vhost' if style in ('false', '0', 'no') else 'path')}")
+    s = S3Settings.from_properties(props)
+    parts = ["TYPE s3", f"REGION {q(s.region)}"]
+    if s.access_key:
+        parts += [f"KEY_ID {q(s.access_key)}", f"SECRET {q(s.secret_key)}"]
+        if s.session_token:
+            parts.append(f"SESSION_TOKEN {q(s.session_token)}")
+    if s.endpoint:
+        parts += [f"ENDPOINT {q(s.endpoint)}", f"USE_SSL {'true' if s.use_ssl else 'false'}"]
+    parts.append(f"URL_STYLE {q('vhost' if s.virtual_addressing else 'path')}")
     return f"CREATE OR REPLACE SECRET {name} ({', '.join(parts)})"
 
 

@@ -20,6 +20,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 from typing import TYPE_CHECKING, Any
 
 from lakeml.errors import InvalidInputError, StorageError
@@ -87,16 +88,25 @@ def install_extensions(directory: str) -> None:
 
 
 def export(store: "TableStore", path: str | os.PathLike, *, extension_directory: str | None = None,
-           overwrite: bool = True) -> BiExport:
-    """Write the DuckDB file at ``path``; returns how to connect to it."""
+           overwrite: bool = False) -> BiExport:
+    """Write the DuckDB file at ``path``; returns how to connect to it.
+
+    An existing file is replaced only with ``overwrite=True``, and only if it is a DuckDB
+    database; a path inside the warehouse or the catalog's database file is always refused.
+    """
     from lakeml.query.views import load_views, view_defs
 
     target = Path(path).expanduser().resolve()
     if target.suffix not in (".duckdb", ".db", ".ddb"):
         raise InvalidInputError(f"BI export path {str(path)!r} should end in .duckdb (a DuckDB database file)")
+    check_target(store, target, str(path))
     if target.exists():
         if not overwrite:
-            raise InvalidInputError(f"{target} exists; remove it or pass overwrite=True")
+            raise InvalidInputError(f"BI export target {str(path)!r} exists ({target}); choose a new file name, "
+                                    "or replace it with overwrite=True ('lakeml bi export --overwrite')")
+        if not is_duckdb_file(target):
+            raise InvalidInputError(f"BI export target {target} exists and is not a DuckDB database, so it is "
+                                    "not replaced even with overwrite; choose another file name")
         target.unlink()
         Path(str(target) + ".wal").unlink(missing_ok=True)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +139,45 @@ def export(store: "TableStore", path: str | os.PathLike, *, extension_directory:
         raise StorageError(f"BI export to {target} failed: {e}") from e
     con.close()
     return BiExport(str(target), ext_dir, made, secret is not None, skipped)
+
+
+def check_target(store: "TableStore", target: Path, given: str) -> None:
+    """Refuse an export path inside the warehouse (or a table folder) or at the catalog's database file."""
+    cfg = store.config
+    own = {"the catalog database": [p for p in (_local_path(cfg.properties.get("uri", "")),) if p]}
+    own["the warehouse"] = [p for p in (_local_path(cfg.warehouse_dir or ""), _local_path(cfg.warehouse or ""))
+                            if p]
+    for what, paths in own.items():
+        for p in paths:
+            if target == p or target.is_relative_to(p) or (what == "the catalog database"
+                                                           and target.parent == p.parent
+                                                           and target.name.startswith(p.name)):
+                raise InvalidInputError(
+                    f"BI export target {given!r} is {what} or lies inside it ({p}); writing there would "
+                    "destroy lake data. Export to a file outside the warehouse, e.g. ./lakeml.duckdb")
+
+
+def _local_path(uri: str) -> Path | None:
+    """The resolved local path of a file path, ``file://`` or ``sqlite:///`` URI (None for anything else)."""
+    if not uri:
+        return None
+    if uri.startswith("sqlite:///"):
+        rest = uri[len("sqlite:///"):].split("?", 1)[0]
+        return Path(unquote(rest)).resolve() if rest and rest != ":memory:" else None  # relative: to the cwd
+    if uri.startswith("file://"):
+        return Path(unquote(urlparse(uri).path)).resolve()
+    if "://" not in uri and uri.startswith("/"):
+        return Path(uri).resolve()
+    return None
+
+
+def is_duckdb_file(path: Path) -> bool:
+    """True if ``path`` starts with DuckDB's file header ("DUCK" at byte 8)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(12)[8:12] == b"DUCK"
+    except OSError:
+        return False
 
 
 def _table_dirs(store: "TableStore") -> dict[tuple[str, str], str]:

@@ -1,15 +1,26 @@
-"""Binding an engine's views: each lakeml table, its in-memory copy, the materialized views of ``sql/``."""
+"""The lakeml tables of an engine: ``lakeml.<table>``, their in-memory copies and the views of ``sql/``.
+
+Two modes (``cached``):
+
+* cached (the client's long-lived engine): every table is bound on refresh; the small tables
+  are in-memory copies kept current file by file, four views of ``sql/`` are materialized,
+  and ``metric_latest`` is a running summary. This needs pyiceberg (manifests, schemas).
+* plain: a table is ``iceberg_scan(<metadata location>)`` bound without pyiceberg, and only
+  the tables and views a query names are bound, so a one-query process (the CLI) pays only
+  for what it reads. Results are the same rows.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from lakeml.errors import NotFoundError, StorageError
-from lakeml.query import locations, summary_store
+from lakeml.errors import StorageError
+from lakeml.query import summary_store
 from lakeml.query.attach import INTERNAL, SCHEMA, iceberg_sql
-from lakeml.query.cache import TableCache, ident
+from lakeml.query.cache import LatestCache, TableCache, ident
 from lakeml.query.files import EMPTY, ManifestCache
 
 log = logging.getLogger("lakeml.query")
@@ -19,6 +30,19 @@ UNCACHED = {"metrics"}  # tables too large to copy into memory
 MATERIALIZED = {"lakeml.runs_latest": ("runs", "run_id"), "lakeml.params_latest": ("params", "run_id"),
                 "lakeml.tags_latest": ("tags", "run_id"), "lakeml.experiments_latest": ("experiments", "experiment_id")}
 _MANIFESTS = ManifestCache()
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Words of a query that list or describe the catalog itself: every table and view must be bound.
+_INTROSPECTION = {"information_schema", "duckdb_tables", "duckdb_views", "duckdb_columns", "show", "describe",
+                  "summarize", "pg_catalog", "sqlite_master", "duckdb_constraints", "duckdb_dependencies"}
+
+
+@dataclass
+class Session:
+    """What an engine's parts share: its DuckDB connection and how that connection was opened."""
+
+    con: Any = None
+    rest: bool = False  # a REST catalog ATTACHed in DuckDB
+    roots: set[str] = field(default_factory=set)  # storage prefixes the connection may read
 
 
 @dataclass
@@ -26,65 +50,214 @@ class _Bound:
     """What one view points at."""
 
     location: str | None = None
-    table: Any = None  # the pyiceberg Table, or None while the table does not exist
+    table: Any = None  # the pyiceberg Table (cached mode, or loaded on demand); None while unknown
     listing: Any = EMPTY
     schema_id: int | None = -1
     view_sql: str = ""
     cache: Any = None
+    columns: list | None = None  # plain mode: the view's (name, type) columns
     added: list | None = field(default_factory=list)  # file numbers not yet in the materialized views
 
 
-class BindingMixin:
-    """The part of :class:`~lakeml.query.engine.DuckEngine` that points ``lakeml.<table>`` at each table."""
+def words(sql: str) -> set[str]:
+    """The lower-cased identifiers of ``sql`` (over-inclusive: string contents count too)."""
+    return {w.lower() for w in _WORD.findall(sql)}
 
-    def _refresh(self, tables: list[str] | None, first: bool = False) -> None:
-        cat = self.store.catalog
-        names = list(self.store.contracts) if tables is None else [t for t in tables if t in self.store.contracts]
-        unknown = [t for t in (tables or []) if t not in self.store.contracts]
-        if unknown:
-            raise NotFoundError(f"no lakeml table {unknown[0]!r}; known tables: "
-                                f"{', '.join(sorted(self.store.contracts))}")
-        all_locs: dict = {}
-        try:
-            if locations.is_sql_catalog(cat):
-                all_locs = locations.sql_catalog_locations(cat)
-                locs = {n: all_locs.get((self.store.namespace, n)) for n in names}
-            else:
-                locs = locations.lakeml_locations(self.store, names)
-        except Exception as e:
-            raise StorageError(f"cannot read the catalog {self.store.config.catalog_name!r}: {e}. "
-                               "Check it with 'lakeml doctor'.") from e
-        outside = [loc for loc in list(locs.values()) + list(all_locs.values())
-                   if loc and loc not in self._checked and not self._allowed(loc)]
-        self._checked.update(v for v in all_locs.values() if v)
-        self._checked.update(v for v in locs.values() if v)
-        if outside and not first:
-            log.info("lakeml: a table lives outside the allowed folders (%s); reopening the DuckDB connection",
-                     outside[0])
-            self.close()
-            self._open()
+
+class LakeTables:
+    """Binds ``lakeml.<table>`` for each lakeml table and loads the views of ``sql/`` over them."""
+
+    def __init__(self, store: Any, session: Session, *, cached: bool):
+        self.store = store
+        self.session = session
+        self.cached = cached
+        self.bound: dict[str, _Bound] = {}
+        self.skipped_views: dict[str, str] = {}
+        self.latest: LatestCache | None = None
+        self._defs: list | None = None
+        self._deps: dict[str, tuple[set[str], set[str]]] = {}  # view -> (base tables, views) it reads, closed
+        self._loaded: set[str] = set()
+        self._latest_users: set[str] | None = None
+        self._empty_sql: dict[tuple[str, int | None], str] = {}
+
+    def reset(self) -> None:
+        """Forget every binding (the connection was replaced)."""
+        self.bound.clear()
+        self._loaded.clear()
+        self.latest = None
+
+    # -- the views of sql/ ----------------------------------------------------------------------
+    @property
+    def view_defs(self) -> list:
+        if self._defs is None:
+            from lakeml.query.views import view_defs
+
+            self._defs = view_defs()
+        return self._defs
+
+    def _closure(self, names: set[str]) -> tuple[set[str], set[str]]:
+        """(lakeml tables, view names) that identifiers ``names`` reach through the views' definitions."""
+        short = {d.name.split(".")[-1]: d for d in self.view_defs}
+        seen, views, todo = set(names), set(), list(names & short.keys())
+        while todo:
+            v = todo.pop()
+            if v in views:
+                continue
+            views.add(v)
+            new = words(short[v].sql) - seen
+            seen |= new
+            todo.extend(new & short.keys())
+        return seen & set(self.store.contracts), {short[v].name for v in views}
+
+    def wanted(self, sql: str) -> tuple[list[str] | None, set[str] | None]:
+        """The lakeml tables and views of ``sql/`` that ``sql`` reads; (None, None): all of them."""
+        found = words(sql)
+        if found & _INTROSPECTION:
+            return None, None
+        tables, views = self._closure(found)
+        return sorted(tables), views
+
+    def _bases(self, view: str) -> set[str]:
+        if view not in self._deps:
+            self._deps[view] = self._closure({view.split(".")[-1]})
+        return self._deps[view][0]
+
+    def load_views(self, only: set[str] | None = None, *, reload: bool = False) -> None:
+        """Create the views of ``sql/``: cached mode all of them; plain mode those (of ``only``) whose
+        tables are all bound. ``reload``: re-create the ones already loaded (columns changed)."""
+        from lakeml.query.views import load_views
+
+        con = self.session.con
+        if self.cached:
+            internal = {v: f"{INTERNAL}.def_{v.split('.')[-1]}" for v in MATERIALIZED}
+            _, self.skipped_views = load_views(con, self.view_defs, internal)
+            self._loaded = {d.name for d in self.view_defs} - set(self.skipped_views)
+            self.materialize(None)
+            self.bind_latest()
             return
-        changed = False
-        for n in names:
-            changed |= self._bind(n, locs[n])
-        if tables is None:
-            self._bind_foreign(all_locs)
-        if first or changed:
-            self._load_views()
-        if tables is None:
-            self._bind_input_snapshots()
-        if not (first or changed):
-            for n in names:
-                if self._bound[n].added != []:
-                    self._materialize(n)
+        todo = [d for d in self.view_defs
+                if (reload and d.name in self._loaded)
+                or (d.name not in self._loaded and (only is None or d.name in only)
+                    and self._bases(d.name) <= self.bound.keys())]
+        if not todo:
+            return
+        done, skipped = load_views(con, todo)
+        self._loaded |= set(done)
+        self.skipped_views.update(skipped)
+        for name in done:
+            self.skipped_views.pop(name, None)
 
-    def _materialize(self, table: str | None = None) -> None:
+    def needs_latest(self, sql: str) -> bool:
+        """Whether ``sql`` reads the metric summary (directly or through a view of sql/)."""
+        if self._latest_users is None:
+            users = {"metric_latest"}
+            grew = True
+            while grew:
+                grew = False
+                for d in self.view_defs:
+                    short = d.name.split(".")[-1]
+                    if short not in users and any(u in d.sql for u in users):
+                        users.add(short)
+                        grew = True
+            self._latest_users = users
+        return any(u in sql for u in self._latest_users)
+
+    # -- one table ------------------------------------------------------------------------------
+    def table(self, name: str) -> Any:
+        """The pyiceberg table behind ``lakeml.<name>`` (loaded on demand in plain mode), or None."""
+        b = self.bound.get(name)
+        if b is None or b.location is None:
+            return None
+        if b.table is None or b.table.metadata_location != b.location:
+            b.table = self._load(name, b.location)
+        return b.table
+
+    def _load(self, name: str, loc: str | None) -> Any:
+        if loc is None:
+            return None
+        from pyiceberg.exceptions import NoSuchTableError
+
+        try:
+            return self.store.catalog.load_table(self.store.identifier(name))
+        except NoSuchTableError:
+            return None
+        except Exception as e:
+            raise StorageError(f"cannot load table {self.store.identifier(name)}: {e}") from e
+
+    def bind(self, name: str, loc: str | None) -> bool:
+        """Point ``lakeml.<name>`` at ``loc``; True if its columns changed (views must reload)."""
+        b = self.bound.get(name)
+        if b is not None and b.location == loc and b.view_sql:
+            return False
+        if not self.cached:
+            return self._bind_plain(name, loc, b or _Bound())
+        b = b or _Bound()
+        tbl = self._load(name, loc)
+        loc = tbl.metadata_location if tbl is not None else None
+        if tbl is not None and tbl.current_snapshot() is None:
+            listing = EMPTY
+        else:
+            listing = _MANIFESTS.listing(tbl) if tbl is not None else EMPTY
+        schema_id = tbl.schema().schema_id if tbl is not None else None
+        columns_changed = schema_id != b.schema_id
+        con = self.session.con
+        if name not in UNCACHED:
+            if b.cache is None:
+                b.cache = TableCache(name)
+            _, added = b.cache.sync(con, tbl, listing, self._empty_arrow(name, tbl))
+            b.added = None if (added is None or b.added is None) else b.added + added
+            view = b.cache.select_sql()
+        elif tbl is not None and tbl.current_snapshot() is not None:
+            view = iceberg_sql(loc)
+        else:
+            view = self.empty(name, tbl)
+        con.execute(f"CREATE OR REPLACE VIEW {ident(SCHEMA, name)} AS {view}")
+        if name == "metrics" and self.latest is not None:  # built on first need, then kept current
+            summary_store.sync(con, self.latest, tbl, listing)
+        b.location, b.table, b.listing, b.schema_id, b.view_sql = loc, tbl, listing, schema_id, view
+        self.bound[name] = b
+        return columns_changed
+
+    def _bind_plain(self, name: str, loc: str | None, b: _Bound) -> bool:
+        """Plain mode: ``iceberg_scan`` of the location (an empty table reads as no rows), no pyiceberg."""
+        con = self.session.con
+        view = iceberg_sql(loc) if loc is not None else self.empty(name, None)
+        con.execute(f"CREATE OR REPLACE VIEW {ident(SCHEMA, name)} AS {view}")
+        cols = con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = "
+                           "current_database() AND schema_name = $1 AND table_name = $2 ORDER BY column_index",
+                           [SCHEMA, name]).fetchall()
+        changed = b.columns is not None and cols != b.columns
+        b.location, b.table, b.listing, b.view_sql, b.columns = loc, None, None, view, cols
+        self.bound[name] = b
+        return changed
+
+    def _empty_arrow(self, name: str, tbl: Any):
+        from pyiceberg.io.pyarrow import schema_to_pyarrow
+
+        schema = tbl.schema() if tbl is not None else self.store.contracts[name].schema()
+        return schema_to_pyarrow(schema, include_field_ids=False).empty_table()
+
+    def empty(self, name: str, tbl: Any) -> str:
+        """A typed, empty ``SELECT`` for a table without data (persistable: no registered objects)."""
+        key = (name, tbl.schema().schema_id if tbl is not None else None)
+        if key not in self._empty_sql:
+            con = self.session.con
+            con.register("__lakeml_empty", self._empty_arrow(name, tbl))
+            try:
+                cols = con.execute("DESCRIBE SELECT * FROM __lakeml_empty").fetchall()
+            finally:
+                con.unregister("__lakeml_empty")
+            self._empty_sql[key] = "SELECT " + ", ".join(f"NULL::{t} AS {ident(c)}" for c, t, *_ in cols) + " LIMIT 0"
+        return self._empty_sql[key]
+
+    # -- cached mode: materialized views and the metric summary ----------------------------------
+    def materialize(self, table: str | None = None) -> None:
         """Bring the materialized views of ``table`` (default: all) up to date with its copy."""
         if not self.cached:
             return
-        con = self._con
+        con = self.session.con
         for view, (base, key) in MATERIALIZED.items():
-            b = self._bound.get(base)
+            b = self.bound.get(base)
             if (table is not None and base != table) or b is None or b.cache is None or view in self.skipped_views:
                 continue
             short = view.split(".")[-1]
@@ -106,85 +279,35 @@ class BindingMixin:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        for name in ([table] if table else list(self._bound)):
-            if name in self._bound:
-                self._bound[name].added = []
+        for name in ([table] if table else list(self.bound)):
+            if name in self.bound:
+                self.bound[name].added = []
 
-    def _table(self, name: str, loc: str | None) -> Any:
-        if loc is None:
-            return None
-        from pyiceberg.exceptions import NoSuchTableError
+    def pending_materialize(self, names: list[str]) -> None:
+        """Cached mode, nothing re-bound: apply the appends the copies took in since the last query."""
+        for n in names:
+            if n in self.bound and self.bound[n].added != []:
+                self.materialize(n)
 
-        try:
-            return self.store.catalog.load_table(self.store.identifier(name))
-        except NoSuchTableError:
-            return None
-        except Exception as e:
-            raise StorageError(f"cannot load table {self.store.identifier(name)}: {e}") from e
+    def ensure_latest(self) -> None:
+        """Cached mode: build the metric summary (restored from local disk when stored) on first need."""
+        if not self.cached or self.latest is not None or "metrics" not in self.bound:
+            return
+        b = self.bound["metrics"]
+        latest = LatestCache()
+        latest.create(self.session.con)
+        summary_store.restore(self.session.con, latest, b.table)
+        summary_store.sync(self.session.con, latest, b.table, b.listing)
+        self.latest = latest
+        self.bind_latest()
 
-    def _bind(self, name: str, loc: str | None) -> bool:
-        """Point ``lakeml.<name>`` at ``loc``; True if its columns changed (views must reload)."""
-        b = self._bound.get(name)
-        if b is not None and b.location == loc and b.view_sql:
-            return False
-        b = b or _Bound()
-        tbl = self._table(name, loc)
-        loc = tbl.metadata_location if tbl is not None else None
-        if tbl is not None and tbl.current_snapshot() is None:
-            listing = EMPTY
-        else:
-            listing = _MANIFESTS.listing(tbl) if tbl is not None else EMPTY
-        schema_id = tbl.schema().schema_id if tbl is not None else None
-        columns_changed = schema_id != b.schema_id
-        con = self._con
-        if self.cached and name not in UNCACHED:
-            if b.cache is None:
-                b.cache = TableCache(name)
-            _, added = b.cache.sync(con, tbl, listing, self._empty_arrow(name, tbl))
-            b.added = None if (added is None or b.added is None) else b.added + added
-            view = b.cache.select_sql()
-        elif tbl is not None and tbl.current_snapshot() is not None:
-            view = iceberg_sql(loc)
-        else:
-            view = self._empty(name, tbl)
-        con.execute(f"CREATE OR REPLACE VIEW {ident(SCHEMA, name)} AS {view}")
-        if name == "metrics" and self.cached:
-            if self._latest is not None:  # built on first need (see _ensure_latest), then kept current
-                summary_store.sync(con, self._latest, tbl, listing)
-        b.location, b.table, b.listing, b.schema_id, b.view_sql = loc, tbl, listing, schema_id, view
-        self._bound[name] = b
-        return columns_changed
+    def bind_latest(self) -> None:
+        if self.cached and self.latest is not None:
+            self.session.con.execute(f"CREATE OR REPLACE VIEW {ident(SCHEMA, 'metric_latest')} AS "
+                                     f"SELECT * FROM {self.latest.table}")
 
-    def _empty_arrow(self, name: str, tbl: Any):
-        from pyiceberg.io.pyarrow import schema_to_pyarrow
-
-        schema = tbl.schema() if tbl is not None else self.store.contracts[name].schema()
-        return schema_to_pyarrow(schema, include_field_ids=False).empty_table()
-
-    def _empty(self, name: str, tbl: Any) -> str:
-        """A typed, empty ``SELECT`` for a table without data (persistable: no registered objects)."""
-        key = (name, tbl.schema().schema_id if tbl is not None else None)
-        if key not in self._empty_sql:
-            con = self._con
-            con.register("__lakeml_empty", self._empty_arrow(name, tbl))
-            try:
-                cols = con.execute("DESCRIBE SELECT * FROM __lakeml_empty").fetchall()
-            finally:
-                con.unregister("__lakeml_empty")
-            self._empty_sql[key] = "SELECT " + ", ".join(f"NULL::{t} AS {ident(c)}" for c, t, *_ in cols) + " LIMIT 0"
-        return self._empty_sql[key]
-
-    def _load_views(self) -> None:
-        from lakeml.query.views import load_views, view_defs
-
-        if not self._view_defs:
-            self._view_defs = view_defs()
-        internal = {v: f"{INTERNAL}.def_{v.split('.')[-1]}" for v in MATERIALIZED} if self.cached else {}
-        _, self.skipped_views = load_views(self._con, self._view_defs, internal)
-        self._materialize(None)
-        self._bind_latest()
-
-    def _bind_latest(self) -> None:
-        if self.cached and self._latest is not None:
-            self._con.execute(f"CREATE OR REPLACE VIEW {ident(SCHEMA, 'metric_latest')} AS "
-                              f"SELECT * FROM {self._latest.table}")
+    def materialized(self) -> list[str]:
+        """The views of ``MATERIALIZED`` currently served from a materialized copy."""
+        if not self.cached:
+            return []
+        return [v for v in MATERIALIZED if v not in self.skipped_views and v in self._loaded]

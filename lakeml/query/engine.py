@@ -13,9 +13,18 @@ Layout of the DuckDB database an engine owns:
   a view per table; a REST catalog: DuckDB ATTACHes the catalog itself, read-only).
 
 The views are re-pointed only when the catalog says a table's metadata location
-changed, which on a SQL catalog is one small query. Unless opened ``read_write``, the
-connection is locked down: no file or network access outside the lake's storage and
-the configuration locked (``enable_external_access=false`` + ``allowed_directories``).
+changed, which on a SQL catalog is one small query for all tables (on the embedded
+SQLite catalog: read with stdlib ``sqlite3``, and only when the file changed). Unless
+opened ``read_write``, the connection is locked down: no file or network access
+outside the lake's storage and the configuration locked (``enable_external_access=false``
++ ``allowed_directories``).
+
+An engine is composed of parts with explicit inputs, sharing one :class:`Session`
+(the connection): :class:`CatalogLocations` (where each table is), :class:`LakeTables`
+(``lakeml.<table>`` and the views of ``sql/``), :class:`Namespaces` (the catalog's other
+tables), :class:`Pinning` (time travel) and :class:`MetricHistory`. Without ``cached``
+(or with the property ``lakeml.read-cache=false``), no pyiceberg is needed to read and
+only what a query names is bound: what a cold CLI command uses.
 """
 
 from __future__ import annotations
@@ -24,94 +33,121 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from lakeml.query import guard, locations, lockdown, summary_store
+from lakeml.errors import NotFoundError, StorageError
+from lakeml.query import guard, lockdown
 from lakeml.query.attach import INTERNAL, REST_ALIAS, SCHEMA, iceberg_sql, rest_attach_sql, s3_secret_sql
-from lakeml.query.binding import _MANIFESTS, MATERIALIZED, UNCACHED, BindingMixin, _Bound  # noqa: F401
-from lakeml.query.cache import LatestCache, ident, q
+from lakeml.query.binding import _MANIFESTS, MATERIALIZED, UNCACHED, LakeTables, Session, _Bound  # noqa: F401
+from lakeml.query.cache import ident
 from lakeml.query.extensions import new_connection
-from lakeml.query.history import MetricHistoryMixin, _fetch
-from lakeml.query.namespaces import NamespacesMixin
-from lakeml.query.pinning import PinningMixin
+from lakeml.query.history import MetricHistory, _fetch
+from lakeml.query.locations import CatalogLocations, is_rest_catalog
+from lakeml.query.namespaces import Namespaces
+from lakeml.query.pinning import Pinning
 
 if TYPE_CHECKING:  # pragma: no cover
     from lakeml.storage.tables import TableStore
 
 log = logging.getLogger("lakeml.query")
 
-__all__ = ["DuckEngine", "INTERNAL", "MATERIALIZED", "REST_ALIAS", "SCHEMA", "UNCACHED", "iceberg_sql",
-           "rest_attach_sql", "s3_secret_sql"]
+READ_CACHE = "lakeml.read-cache"  # catalog property: "false" makes an engine's default plain (no copies)
+
+__all__ = ["DuckEngine", "INTERNAL", "MATERIALIZED", "READ_CACHE", "REST_ALIAS", "SCHEMA", "UNCACHED",
+           "iceberg_sql", "rest_attach_sql", "s3_secret_sql"]
 
 
-class DuckEngine(BindingMixin, NamespacesMixin, PinningMixin, MetricHistoryMixin):
+def cache_default(store: "TableStore") -> bool:
+    """Whether an engine over ``store`` keeps in-memory copies unless told (property ``lakeml.read-cache``)."""
+    return store.config.properties.get(READ_CACHE, "true").strip().lower() not in ("false", "0", "no", "off")
+
+
+class DuckEngine:
     """Owns one DuckDB connection; ``refresh()`` points the views at the newest snapshots.
 
     ``cached``: keep in-memory copies of the small tables and the metric summary (the
-    client's engine); off, every view is a plain ``iceberg_scan`` (sessions, exports).
-    ``read_write``: skip the lock-down (file and network access, configuration).
+    client's engine); off, every view is a plain ``iceberg_scan`` bound when a query names
+    it (sessions, exports, the CLI). Default: on, unless the lake's ``lakeml.read-cache``
+    property is false. ``read_write``: skip the lock-down (file and network access, configuration).
     """
 
-    def __init__(self, store: "TableStore", *, read_write: bool = False, cached: bool = True):
+    def __init__(self, store: "TableStore", *, read_write: bool = False, cached: bool | None = None):
         self.store = store
         self.read_write = read_write
-        self.cached = cached
-        self._con: Any = None
+        self.cached = cache_default(store) if cached is None else cached
         self._lock = threading.RLock()
-        self._bound: dict[str, _Bound] = {}
-        self._foreign: dict[tuple[str, str], str] = {}  # (schema, table) -> view sql
-        self._roots: set[str] = set()
+        self.session = Session()
+        self.locations = CatalogLocations(store)
+        self.tables = LakeTables(store, self.session, cached=self.cached)
+        self.namespaces = Namespaces(store, self.session, self.tables)
+        self.pinning = Pinning(self.session, self.tables, self.namespaces)
+        self.history = MetricHistory(self.session, self.tables)
         self._checked: set[str] = set()  # metadata locations known to be inside the allowed folders
-        self._latest: LatestCache | None = None
-        self._latest_users: set[str] | None = None
-        self._snap_key: Any = None
-        self._view_defs: list = []
-        self.skipped_views: dict[str, str] = {}
-        self._empty_sql: dict[tuple[str, int | None], str] = {}
-        self._rest = False
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while the engine runs a query; hold it to run several statements on :attr:`con` in a row."""
+        return self._lock
+
+    @property
+    def skipped_views(self) -> dict[str, str]:
+        """Views of ``sql/`` that could not be created, with the reason."""
+        return self.tables.skipped_views
 
     # -- connection ---------------------------------------------------------------------------
     @property
     def con(self):
         """The DuckDB connection, with every view bound (created on first use)."""
         with self._lock:
-            if self._con is None:
-                self._open()
-            return self._con
+            if self.session.con is None:
+                every = self._open()
+                if not self.cached:
+                    self._refresh(None, every=every)
+            return self.session.con
 
-    def _open(self) -> None:
-        cat = self.store.catalog
-        self._rest = locations.is_rest_catalog(cat)
-        sql_cat = locations.is_sql_catalog(cat)
-        all_locs = locations.sql_catalog_locations(cat) if sql_cat else {}
-        con = new_connection()
+    def _open(self) -> dict | None:
+        """Open the connection; the cached mode binds every table, the plain mode binds on demand.
+        Returns the catalog's locations it read (None: a catalog that cannot list them)."""
+        every = self._all_locations()
+        rest = every is None and is_rest_catalog(self.store.catalog)
+        props = self.store.config.properties
+        s3 = self.store.config.s3_options()
+        remote = rest or every is None or bool(s3) or any("://" in (v or "") and not v.startswith("file://")
+                                         for v in list((every or {}).values()) + [self.store.config.warehouse or ""])
+        con = new_connection(httpfs=remote)
         try:
-            props = self.store.config.properties
-            if sql := s3_secret_sql(self.store.config.s3_options()):
+            if sql := s3_secret_sql(s3):
                 con.execute(sql)
             for schema in (SCHEMA, INTERNAL):
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
-            if self._rest:
+            if rest:
                 try:
                     con.execute(rest_attach_sql(props))
                 except Exception as e:  # the lakeml tables still work through iceberg_scan
                     log.warning("lakeml: could not ATTACH the REST catalog in DuckDB (%s); other namespaces "
                                 "will not be queryable", e)
-                    self._rest = False
-            self._roots = lockdown.allowed_roots(self.store, all_locs, rest=self._rest)
+                    rest = False
+            roots = lockdown.allowed_roots(self.store, every or {}, rest=rest)
             if not self.read_write:
-                lockdown.lock_down(con, self._roots)
+                lockdown.lock_down(con, roots)
         except BaseException:
             con.close()
             raise
-        self._con = con
+        self.session.con, self.session.rest, self.session.roots = con, rest, roots
         self._checked.clear()
-        self._snap_key = None
-        self._bound.clear()
-        self._foreign.clear()
-        self._latest = None
-        self._refresh(None, first=True)
+        self.tables.reset()
+        self.namespaces.reset()
+        if self.cached:
+            self._refresh(None, first=True, every=every)
+        return every
 
     def _allowed(self, location: str) -> bool:
-        return self.read_write or lockdown.is_allowed(location, self._roots)
+        return self.read_write or lockdown.is_allowed(location, self.session.roots)
+
+    def _all_locations(self) -> dict | None:
+        try:
+            return self.locations.all()
+        except Exception as e:
+            raise StorageError(f"cannot read the catalog {self.store.config.catalog_name!r}: {e}. "
+                               "Check it with 'lakeml doctor'.") from e
 
     # -- binding ------------------------------------------------------------------------------
     def refresh(self, tables: list[str] | None = None) -> None:
@@ -121,46 +157,90 @@ class DuckEngine(BindingMixin, NamespacesMixin, PinningMixin, MetricHistoryMixin
         it on first use: one pass over ``metrics``).
         """
         with self._lock:
-            if self._con is None:
-                self._open()
-            else:
-                self._refresh(None if tables is None else [t for t in tables if t != "metric_latest"]
-                              + (["metrics"] if "metric_latest" in tables else []))
+            every = None
+            if self.session.con is None:
+                every = self._open()
+                if self.cached:
+                    if tables is not None and "metric_latest" in tables:
+                        self.tables.ensure_latest()
+                    return
+            self._refresh(None if tables is None else [t for t in tables if t != "metric_latest"]
+                          + (["metrics"] if "metric_latest" in tables else []), every=every)
             if tables is not None and "metric_latest" in tables:
-                self._ensure_latest()
+                self.tables.ensure_latest()
 
-    def _ensure_latest(self) -> None:
-        if not self.cached or self._latest is not None or "metrics" not in self._bound:
+    def _refresh(self, tables: list[str] | None, first: bool = False, views: set[str] | None = None,
+                 snapshots: bool = False, every: dict | None = None) -> None:
+        """Bind ``tables`` (None: all, with the other namespaces and the input snapshots) at their
+        current locations; plain mode then loads the views of ``sql/`` whose tables are all bound
+        (only those of ``views`` when given). ``every``: the catalog's locations, just read."""
+        contracts = self.store.contracts
+        unknown = [t for t in (tables or []) if t not in contracts]
+        if unknown:
+            raise NotFoundError(f"no lakeml table {unknown[0]!r}; known tables: {', '.join(sorted(contracts))}")
+        names = list(contracts) if tables is None else list(dict.fromkeys(tables))
+        if every is None:
+            every = self._all_locations()
+        try:
+            locs = self.locations.lakeml(names, every)
+        except Exception as e:
+            raise StorageError(f"cannot read the catalog {self.store.config.catalog_name!r}: {e}. "
+                               "Check it with 'lakeml doctor'.") from e
+        found = [loc for loc in list(locs.values()) + list((every or {}).values()) if loc]
+        outside = [loc for loc in found if loc not in self._checked and not self._allowed(loc)]
+        self._checked.update(found)
+        if outside and not first:
+            log.info("lakeml: a table lives outside the allowed folders (%s); reopening the DuckDB connection",
+                     outside[0])
+            self.close()
+            again = self._open()
+            if not self.cached:
+                self._refresh(tables, views=views, snapshots=snapshots, every=again)
             return
-        b = self._bound["metrics"]
-        latest = LatestCache()
-        latest.create(self._con)
-        summary_store.restore(self._con, latest, b.table)
-        summary_store.sync(self._con, latest, b.table, b.listing)
-        self._latest = latest
-        self._bind_latest()
+        changed = False
+        for n in names:
+            changed |= self.tables.bind(n, locs[n])
+        if tables is None or not self.cached:
+            self.namespaces.bind_foreign(every or {})
+        if self.cached:
+            if first or changed:
+                self.tables.load_views()
+        else:
+            self.tables.load_views(views, reload=changed)
+        if tables is None or snapshots:
+            self.namespaces.bind_input_snapshots()
+        if self.cached and not (first or changed):
+            self.tables.pending_materialize(names)
+
+    def _prepare(self, sql: str) -> None:
+        """Bind what ``sql`` reads: cached mode everything; plain mode the tables and views it names."""
+        every = None
+        if self.session.con is None:
+            every = self._open()
+            if self.cached:
+                return
+        if self.cached:
+            self._refresh(None)
+            return
+        tables, views = self.tables.wanted(sql)
+        snapshots = "__snapshots" in sql
+        if snapshots and tables is not None:
+            tables = sorted(set(tables) | {"inputs"})
+        self._refresh(tables, views=views, snapshots=snapshots, every=every)
 
     def needs_latest(self, sql: str) -> bool:
         """Whether ``sql`` reads the metric summary (directly or through a view of sql/)."""
-        if self._latest_users is None:
-            users = {"metric_latest"}
-            grew = True
-            while grew:
-                grew = False
-                for d in self._view_defs:
-                    short = d.name.split(".")[-1]
-                    if short not in users and any(u in d.sql for u in users):
-                        users.add(short)
-                        grew = True
-            self._latest_users = users
-        return any(u in sql for u in self._latest_users)
+        return self.tables.needs_latest(sql)
 
     # -- queries ------------------------------------------------------------------------------
     def arrow(self, sql: str, params: list | dict | None = None, *, tables: list[str] | None = None):
         """Run trusted ``sql`` after refreshing ``tables``; returns a pyarrow Table."""
         with self._lock:
-            self.refresh(tables)
-            return _fetch(self._con.execute(sql, params or []))
+            if self.cached:
+                self.refresh(tables)
+            else:
+                self._prepare(sql if tables is None else f"{sql} {' '.join(tables)}")
+            return _fetch(self.session.con.execute(sql, params or []))
 
     def polars(self, sql: str, params: list | dict | None = None, *, tables: list[str] | None = None):
         import polars as pl
@@ -175,31 +255,31 @@ class DuckEngine(BindingMixin, NamespacesMixin, PinningMixin, MetricHistoryMixin
         if not self.read_write:
             guard.check_read_only(stmts)
         with self._lock:
-            self.refresh(None)
+            self._prepare(sql)
             if as_of is None and self.cached and self.needs_latest(sql):
-                self._ensure_latest()
+                self.tables.ensure_latest()
             if as_of is not None:
-                self._pin(as_of)
+                self.pinning.pin(as_of)
             try:
                 for attempt in (0, 1):
                     try:
                         return self._run(stmts, params)
                     except duckdb.CatalogException as e:
-                        if attempt == 0 and self._rest and "does not exist" in str(e):
-                            self._foreign.clear()
-                            self._bind_rest_namespaces()
+                        if attempt == 0 and self.session.rest and "does not exist" in str(e):
+                            self.namespaces.foreign.clear()
+                            self.namespaces.bind_rest_namespaces()
                             continue
                         raise guard.translate(e, sql, self.table_names()) from e
                     except duckdb.Error as e:
                         raise guard.translate(e, sql, self.table_names()) from e
             finally:
                 if as_of is not None:
-                    self._unpin()
+                    self.pinning.unpin()
 
     def _run(self, stmts: list, params: Any):
         import pyarrow as pa
 
-        con = self._con
+        con = self.session.con
         result = None
         for i, st in enumerate(stmts):
             last = i == len(stmts) - 1
@@ -207,10 +287,25 @@ class DuckEngine(BindingMixin, NamespacesMixin, PinningMixin, MetricHistoryMixin
             result = _fetch(cur) if cur.description is not None else pa.table({})
         return result
 
+    def metric_history(self, run_id: str, key: str | None = None):
+        """Every point of one run's metrics (``key`` or all) as Arrow, ordered by key, step, timestamp."""
+        with self._lock:
+            self.refresh(["metrics"])
+            return self.history.metric_history(run_id, key)
+
+    def metric_histories(self, run_ids: list[str], key: str | None = None):
+        """The points of many runs as Arrow: ``run_id`` first, ordered by run, key, step, timestamp."""
+        with self._lock:
+            self.refresh(["metrics"])
+            return self.history.metric_histories(run_ids, key)
+
     def table_names(self) -> list[str]:
         """Every table and view a query can name (qualified), internal ones left out."""
         with self._lock:
-            rows = self.con.execute(
+            con = self.con
+            if not self.cached:
+                self._refresh(None)
+            rows = con.execute(
                 "SELECT database_name, schema_name, table_name FROM duckdb_tables() "
                 "UNION ALL SELECT database_name, schema_name, view_name FROM duckdb_views() WHERE NOT internal"
             ).fetchall()
@@ -223,9 +318,8 @@ class DuckEngine(BindingMixin, NamespacesMixin, PinningMixin, MetricHistoryMixin
 
     def close(self) -> None:
         with self._lock:
-            if self._con is not None:
-                self._con.close()
-                self._con = None
-            self._bound.clear()
-            self._foreign.clear()
-            self._latest = None
+            if self.session.con is not None:
+                self.session.con.close()
+                self.session.con = None
+            self.tables.reset()
+            self.namespaces.reset()

@@ -30,21 +30,24 @@ def extension_path(name: str) -> Path:
         f"(found {[p.parent.name for p in found] or 'none'}); install the matching build: {hint}")
 
 
-def load_extensions(con) -> None:
-    """LOAD every extension lakeml needs into ``con`` from its local file."""
-    for name in EXTENSIONS:
+def load_extensions(con, names: tuple[str, ...] = EXTENSIONS) -> None:
+    """LOAD the extensions ``names`` (default: every one lakeml needs) into ``con`` from their local files."""
+    for name in names:
         con.execute(f"LOAD '{extension_path(name)}'")
 
 
-def new_connection(database: str = ":memory:", **config):
-    """A DuckDB connection that will never auto-install or auto-load from the internet."""
+def new_connection(database: str = ":memory:", *, httpfs: bool = True, **config):
+    """A DuckDB connection that will never auto-install or auto-load from the internet.
+
+    ``httpfs=False`` skips the object-store extension (a lake on local disk only: faster to open).
+    """
     import duckdb
 
     cfg = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
     cfg.update(config)
     con = duckdb.connect(database, config=cfg)
     try:
-        load_extensions(con)
+        load_extensions(con, EXTENSIONS if httpfs else tuple(n for n in EXTENSIONS if n != "httpfs"))
     except BaseException:
         con.close()
         raise

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lakeml.errors import QueryError
 from lakeml.query.filters import order_clause, translate
+from lakeml.validation import whole_number
 
 if TYPE_CHECKING:  # pragma: no cover
     from lakeml.query.engine import DuckEngine
@@ -56,8 +58,11 @@ def search_runs(engine: "DuckEngine", *, experiment_ids: list[str] | None, filte
     The filter and the order are evaluated on one joined column per key they name; maps
     of all params, metrics and tags are built only for the runs of the page returned.
     """
+    import duckdb
     import polars as pl
 
+    max_results = whole_number(max_results, "max_results", 1)
+    offset = whole_number(offset, "offset", 0)
     joins: dict[tuple[str, str], str] = {}
     sources = {"params": "lakeml.params_latest", "metrics": "lakeml.metric_latest", "tags": "lakeml.tags_latest"}
 
@@ -92,7 +97,11 @@ def search_runs(engine: "DuckEngine", *, experiment_ids: list[str] | None, filte
       FROM page LEFT JOIN params_l USING (run_id) LEFT JOIN metrics_l USING (run_id)
       LEFT JOIN tags_l USING (run_id)
       ORDER BY page.__ord"""
-    raw = engine.polars(sql, args, tables=_RUN_TABLES)
+    try:
+        raw = engine.polars(sql, args, tables=_RUN_TABLES)
+    except duckdb.Error as e:  # filters are checked before, so this names a bug or a broken table
+        raise QueryError(f"search_runs failed for filter {filter_string!r} and order {order_by!r}: "
+                         f"{type(e).__name__}: {e}") from e
     return _widen(raw, pl)
 
 

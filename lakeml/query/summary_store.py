@@ -23,20 +23,13 @@ from typing import Any
 
 from lakeml.query.cache import LatestCache
 from lakeml.query.files import Listing
+from lakeml.storage.localdirs import cache_dir
 
 log = logging.getLogger("lakeml.query")
 
-ENV_CACHE_DIR = "LAKEML_CACHE_DIR"
 ENV_PERSIST_SECONDS = "LAKEML_SUMMARY_PERSIST_SECONDS"
 _META = b"lakeml.summary"
 _VERSION = 1
-
-
-def cache_dir() -> Path:
-    if d := os.environ.get(ENV_CACHE_DIR):
-        return Path(d).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "lakeml"
 
 
 def _persist_seconds() -> float:

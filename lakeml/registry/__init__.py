@@ -6,7 +6,9 @@
 - ``flavors`` / ``mlmodel`` / ``signature``: saving and loading models with their metadata;
 - ``checkpoints``: the retention policy of training checkpoints.
 
-The client methods live in :mod:`lakeml.client.registry_api`.
+The component ``lake.registry`` is :class:`lakeml.registry.client.RegistryClient` (models, versions,
+aliases, gates, the audit log); its parts are ``model_io`` (log and load models), ``deployments``
+(deployments and lineage) and ``checkpointing`` (checkpoints); ``args`` validates their free-form input.
 """
 
 from lakeml.registry.checkpoints import Checkpoint, RetentionPolicy

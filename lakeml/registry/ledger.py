@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import socket
 import threading
 import time
@@ -31,7 +30,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
 
 from lakeml.clock import Clock, datetime_to_us, now_us, us_to_datetime
-from lakeml.errors import CommitError, StorageError
+from lakeml.errors import StorageError
 from lakeml.registry.records import RegistryEvent, _Stored
 from lakeml.registry.state import ENTITY_TYPES, RegistryState
 from lakeml.storage.committer import BATCH_ID, WRITER, is_committed, rows_to_arrow
@@ -103,6 +102,22 @@ class _Fold:
 
 def _empty() -> _Fold:
     return _Fold(None, frozenset(), RegistryState(), [])
+
+
+def fold_events(data: Any) -> RegistryState:
+    """The registry state folded from ``data``: every row of ``registry_events`` as Arrow, read by
+    another engine (a read-only process reads it with DuckDB, without pyiceberg). Same fold as
+    :meth:`Ledger.state`: events by ``event_seq``, each sequence number once."""
+    from datetime import timezone
+
+    st = RegistryState()
+    for row in data.sort_by("event_seq").to_pylist():
+        if isinstance(row.get("event_time"), datetime):  # DuckDB: the session's zone; the ledger: UTC
+            row["event_time"] = row["event_time"].astimezone(timezone.utc)
+        ev = _event(row)
+        if ev.event_seq > st.seq:
+            st.apply(ev)
+    return st
 
 
 class Ledger:
@@ -186,43 +201,46 @@ class Ledger:
         """
         from pyiceberg.exceptions import CommitFailedException
 
+        from lakeml.storage.retry import retry_commit
+
         start = time.monotonic()
-        stop_at = start + (deadline if deadline is not None else self.deadline)
-        delay = 0.05
         unknown: list[tuple[str, Plan]] = []  # attempts whose outcome is unknown, by batch id
+
+        def attempt(n: int) -> tuple[Plan, "Table | None"]:  # (plan, the table it was committed to)
+            tbl = self._load(EVENTS)
+            landed = next((p for b, p in unknown if is_committed(tbl, b)), None)
+            if landed is not None:
+                return landed, self._load(EVENTS)
+            plan = plan_fn(self._fold(tbl).state)
+            if not plan.changes:
+                return plan, None
+            first = self._fold_cache.state.seq + 1
+            rows = [self._row(c, first + i, actor) for i, c in enumerate(plan.changes)]
+            batch = uuid.uuid4().hex
+            props = {BATCH_ID: batch, WRITER: f"{self._host}:{os.getpid()}", SEQ: str(first + len(rows) - 1)}
+            try:
+                append(tbl, rows_to_arrow(self.store.contracts[EVENTS], rows, sort=False), props)
+            except CommitFailedException:  # another writer moved the table: recompute
+                self.stats["conflicts"] += 1
+                raise
+            except Exception as e:  # outcome unknown: look the batch up before trying again
+                unknown.append((batch, plan))
+                raise _Uncertain(f"{type(e).__name__}: {e}") from e
+            return plan, tbl
+
         with self._lock:
-            while True:
-                tbl = self._load(EVENTS)
-                landed = next((p for b, p in unknown if is_committed(tbl, b)), None)
-                if landed is not None:
-                    plan = landed
-                    break
-                plan = plan_fn(self._fold(tbl).state)
-                if not plan.changes:
-                    return plan.finish()
-                first = self._fold_cache.state.seq + 1
-                rows = [self._row(c, first + i, actor) for i, c in enumerate(plan.changes)]
-                batch = uuid.uuid4().hex
-                props = {BATCH_ID: batch, WRITER: f"{self._host}:{os.getpid()}", SEQ: str(first + len(rows) - 1)}
-                try:
-                    append(tbl, rows_to_arrow(self.store.contracts[EVENTS], rows, sort=False), props)
-                    break
-                except CommitFailedException as e:  # another writer moved the table: recompute
-                    err: BaseException = e
-                    self.stats["conflicts"] += 1
-                except Exception as e:  # outcome unknown: look the batch up before trying again
-                    err = e
-                    unknown.append((batch, plan))
-                if time.monotonic() + delay > stop_at:
-                    raise CommitError(f"could not commit a registry change to {self.store.identifier(EVENTS)} "
-                                      f"({type(err).__name__}: {err}); nothing was changed unless it shows in "
-                                      "'lakeml models show'. Check storage with 'lakeml doctor'.") from err
-                time.sleep(random.uniform(0.2, 1.0) * delay)
-                delay = min(delay * 2, 2.0)
+            plan, tbl = retry_commit(
+                attempt, what=f"registry change to {self.store.identifier(EVENTS)}",
+                deadline=deadline if deadline is not None else self.deadline, max_delay=2.0,
+                retry_on=(CommitFailedException, _Uncertain),
+                hint="Nothing was changed unless it shows in 'lakeml models show'. Check storage with "
+                     "'lakeml doctor'.")
+            if tbl is None:
+                return plan.finish()
             self.stats["commits"] += 1
             self.stats["seconds"] += time.monotonic() - start
             try:
-                self._sync(self._fold(tbl if landed is None else self._load(EVENTS)))
+                self._sync(self._fold(tbl))
             except Exception as e:  # the ledger has it; projections catch up on the next change
                 log.warning("registry projections not caught up yet (%s: %s)", type(e).__name__, e)
         return plan.finish()
@@ -253,9 +271,11 @@ class Ledger:
     def _sync_one(self, table: str, events: list[RegistryEvent]) -> int:
         from pyiceberg.exceptions import CommitFailedException
 
+        from lakeml.storage.retry import retry_commit
+
         contract = self.store.contracts[table]
-        delay = 0.02
-        for _ in range(50):
+
+        def attempt(n: int) -> int:  # a lost race: someone else caught it up, or appended first; look again
             tbl = self._load(table)
             done = applied_seq(tbl)
             self._marks[table] = max(self._marks.get(table, 0), done)
@@ -266,14 +286,21 @@ class Ledger:
             try:
                 append(tbl, rows_to_arrow(contract, rows, sort=False),
                        {SEQ: str(todo[-1].event_seq), BATCH_ID: uuid.uuid4().hex})
-                self.stats["projection_commits"] += 1
-                self._marks[table] = todo[-1].event_seq
-                return len(rows)
-            except CommitFailedException:  # someone else caught it up, or appended first: look again
+            except CommitFailedException:
                 self.stats["projection_conflicts"] += 1
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 1.0)
-        raise CommitError(f"could not catch up {self.store.identifier(table)} with the registry ledger")
+                raise
+            self.stats["projection_commits"] += 1
+            self._marks[table] = todo[-1].event_seq
+            return len(rows)
+
+        return retry_commit(attempt, what=f"catching up {self.store.identifier(table)} with the registry ledger",
+                            deadline=self.deadline, retry_on=(CommitFailedException,), base_delay=0.02,
+                            max_delay=1.0, hint="The ledger has the change; the projection catches up on the "
+                            "next registry change or with Lake.registry sync.")
+
+
+class _Uncertain(Exception):
+    """An append failed in a way that leaves its outcome unknown (its batch id is looked up next)."""
 
 
 def applied_seq(tbl: "Table") -> int:

@@ -11,10 +11,11 @@ from lakeml.errors import InvalidInputError
 
 MAX_NAME = 256
 RESERVED_ALIASES = frozenset({"latest"})
-_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-_VERSION_LIKE = re.compile(r"^[vV]?\d+$")
-_ENV = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+# Each pattern is used with fullmatch ('$' would let a trailing newline through).
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+_VERSION_LIKE = re.compile(r"[vV]?[0-9]+")
+_ENV = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
 def _short(v: Any) -> str:
@@ -26,7 +27,7 @@ def model_name(name: Any) -> str:
     """Model names: letters, digits, '_', '.', '-', starting with a letter or digit (so URIs stay unambiguous)."""
     if not isinstance(name, str) or not name:
         raise InvalidInputError(f"model name must be a non-empty string, got {_short(name)}")
-    if len(name) > MAX_NAME or not _MODEL.match(name):
+    if len(name) > MAX_NAME or not _MODEL.fullmatch(name):
         raise InvalidInputError(
             f"invalid model name {_short(name)}: use at most {MAX_NAME} letters, digits, '_', '.' or '-', "
             "starting with a letter or digit (no '/', '@' or spaces), e.g. 'churn' or 'fraud-detector'")
@@ -40,10 +41,10 @@ def alias(name: Any) -> str:
     if name.lower() in RESERVED_ALIASES:
         raise InvalidInputError(f"alias {name!r} is reserved: models:/<name>/latest always means the newest "
                                 "version; choose another alias such as 'champion'")
-    if _VERSION_LIKE.match(name):
+    if _VERSION_LIKE.fullmatch(name):
         raise InvalidInputError(f"alias {name!r} looks like a version number, which would make "
                                 f"'models:/<name>@{name}' ambiguous; choose a word such as 'champion' or 'stable'")
-    if len(name) > MAX_NAME or not _ALIAS.match(name):
+    if len(name) > MAX_NAME or not _ALIAS.fullmatch(name):
         raise InvalidInputError(f"invalid alias {_short(name)}: use letters, digits, '_' and '-', starting with a "
                                 "letter or '_', e.g. 'champion'")
     return name
@@ -60,7 +61,7 @@ def version(v: Any) -> int:
 
 def environment(name: Any, what: str = "environment") -> str:
     """Environment and service names: letters, digits, '_', '.', '-'."""
-    if not isinstance(name, str) or not name or len(name) > MAX_NAME or not _ENV.match(name):
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME or not _ENV.fullmatch(name):
         raise InvalidInputError(f"invalid {what} {_short(name)}: use letters, digits, '_', '.' or '-', "
                                 "e.g. 'prod' or 'scoring-api'")
     return name
@@ -91,7 +92,7 @@ def parse_ref(text: Any) -> ModelRef:
     name, sep, ver = text.partition("/")
     if not sep or ver.lower() == "latest":
         return ModelRef(model_name(name))
-    if not _VERSION_LIKE.match(ver):
+    if not _VERSION_LIKE.fullmatch(ver):
         raise InvalidInputError(f"model reference {text!r}: after '/' comes a version number or 'latest' "
                                 "(use '@' for an alias: 'churn@champion')")
     return ModelRef(model_name(name), version=version(ver.lstrip("vV")))

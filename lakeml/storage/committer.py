@@ -1,11 +1,15 @@
 """The background committer: in-memory row buffers -> few large Iceberg appends.
 
 Logging calls append a tuple to a :class:`RowBuffer` (no I/O, no pyiceberg).
-A daemon thread wakes on a time or size threshold, turns every buffer into one
-Arrow table per Iceberg table, and appends it with a batch id in the snapshot
-summary. Conflicts and storage faults are retried with reload and backoff until
-the data is in or the deadline passes; a batch whose commit outcome is unknown
-is looked up by its batch id before it is retried, so nothing lands twice.
+:meth:`Committer.handoff` (a run's end) moves every buffer into the local spool with one
+fsync and returns; a daemon thread commits what is pending once per tick, all batches of
+one table merged into one Iceberg append whose snapshot summary carries their batch ids
+(as ranges, so a tick that merges thousands of runs still has a short summary). Conflicts
+and storage faults are retried with reload and backoff (:func:`~lakeml.storage.retry.retry_commit`)
+until the data is in or the deadline passes; a batch whose commit outcome is unknown is
+looked up by its batch id before it is retried, so nothing lands twice. A row that cannot
+be stored (e.g. a string with lone surrogates) is set aside in a quarantine file with a
+logged error; the rest of its batch is committed.
 
 The committer holds no per-run state, so one instance can serve many clients
 (a tracking server runs one for all of them).
@@ -14,18 +18,22 @@ The committer holds no per-run state, so one instance can serve many clients
 from __future__ import annotations
 
 import atexit
+import itertools
+import json
 import logging
+import marshal
 import os
-import random
 import socket
 import threading
 import time
 import uuid
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from lakeml.errors import CommitError
+from lakeml.errors import CommitError, StorageError
+from lakeml.storage.drain import exit_drain_mode
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -35,9 +43,11 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("lakeml.committer")
 
 BATCH_ID = "lakeml.batch-id"
-BATCH_IDS = "lakeml.batch-ids"  # every batch a merged commit holds (comma-separated)
-MAX_MERGE = 64  # batches merged into one commit at most (bounds the summary)
+BATCH_IDS = "lakeml.batch-ids"  # every batch a merged commit holds: ids and id ranges, comma-separated
+MAX_MERGE_TOKENS = 64  # id tokens (one id, or a range of consecutive ids) in one merged commit's summary
 WRITER = "lakeml.writer"
+TICK_BACKOFF = 3.0  # after a tick that took t seconds, the next one waits max(interval, 3 t)
+QUARANTINE_KEEP = 1000  # bad rows kept in memory (Committer.quarantined); the files keep them all
 
 _LIVE: "weakref.WeakSet[Committer]" = weakref.WeakSet()
 
@@ -86,29 +96,49 @@ class RowBuffer:
             chunks, self.chunks, self._chunk_rows = self.chunks, [], 0
         return chunks
 
+    def take_all(self) -> tuple[list[tuple], list["pa.Table"]]:
+        with self.lock:
+            rows, chunks = self.rows, self.chunks
+            self.rows, self.chunks, self._chunk_rows = [], [], 0
+        return rows, chunks
+
     def __len__(self) -> int:
         return len(self.rows) + self._chunk_rows
 
 
 @dataclass
 class Batch:
-    """Rows of one table on their way into Iceberg, with their idempotency key."""
+    """Rows of one table on their way into Iceberg, with their idempotency key.
+
+    ``data`` is the Arrow table; until the committer converts them, the rows may still be raw
+    tuples (``rows``) plus Arrow ``chunks``."""
 
     table: str
-    data: "pa.Table"
+    data: "pa.Table | None" = None
     batch_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     attempts: int = 0
     created_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-    spool_path: Any = None  # the spool segment it was recovered from, if any
+    spool_path: Any = None  # the spool file it was recovered from, if any
     parts: list["Batch"] = field(default_factory=list)  # the batches a merged batch holds
+    rows: list[tuple] | None = None
+    chunks: list[Any] = field(default_factory=list)
+    payload: bytes | None = None  # the marshalled rows, between taking them and the spool write
+    spooled: bool = False
 
     @property
     def num_rows(self) -> int:
-        return self.data.num_rows
+        if self.data is not None:
+            return self.data.num_rows
+        return len(self.rows or ()) + sum(c.num_rows for c in self.chunks)
 
     @property
     def ids(self) -> list[str]:
         return [b.batch_id for b in self.parts] if self.parts else [self.batch_id]
+
+    @property
+    def durable(self) -> bool:
+        """In the local spool (a merged batch: all of its parts, or itself)."""
+        return self.spooled or bool(self.parts) and all(p.spooled for p in self.parts)
 
 
 @dataclass
@@ -117,36 +147,45 @@ class CommitStats:
     rows: int = 0
     retries: int = 0
     duplicates_avoided: int = 0
+    quarantined: int = 0
+    handoffs: int = 0
     seconds: float = 0.0
 
 
 class Committer:
     """Turns buffered rows into Iceberg appends, in a background thread.
 
-    ``interval``: seconds between commits; ``max_rows``: a buffer this large
+    ``interval``: seconds between commit ticks (more after a slow tick: commits take at most a quarter of
+    the time); ``max_rows``: a buffer this large
     wakes the thread early; ``deadline``: seconds a batch may keep failing
     before :meth:`flush` raises :class:`CommitError` (the batch is kept and
     retried later, never dropped). ``spool`` (optional, a
     :class:`~lakeml.storage.spool.Spool`) makes batches durable on local disk
     before they are committed; ``maintainer`` (optional, an
     :class:`~lakeml.storage.maintenance.AutoMaintainer`) is told about each commit
-    and runs due maintenance in this thread between commits.
+    and runs due maintenance in this thread between commits. ``quarantine_dir``: where
+    rows that cannot be stored are set aside (default: the spool's ``quarantine`` folder).
     """
 
     def __init__(self, store: "TableStore", *, interval: float = 1.0, max_rows: int = 500_000,
-                 deadline: float = 120.0, spool: Any = None, sort: bool = True,
-                 on_commit: Callable[[str, int], None] | None = None, maintainer: Any = None):
+                 deadline: float = 120.0, spool: Any = None, sort: bool = True, maintainer: Any = None,
+                 quarantine_dir: str | os.PathLike | None = None):
         self.store = store
         self.interval = interval
         self.max_rows = max_rows
         self.deadline = deadline
         self.spool = spool
         self.sort = sort
-        self.on_commit = on_commit
         self.maintainer = maintainer
         self.stats = CommitStats()
         self.last_error: BaseException | None = None
+        self.spool_error: BaseException | None = None  # the last failed spool write, until one succeeds
+        self.quarantined: list[dict[str, Any]] = []  # the newest rows set aside (see _quarantine)
+        qdir = quarantine_dir if quarantine_dir is not None else getattr(spool, "quarantine_dir", None)
+        self.quarantine_dir = Path(qdir) if qdir is not None else None
         self._writer = f"{socket.gethostname()}:{os.getpid()}"
+        self._prefix = uuid.uuid4().hex[:16]
+        self._seqs: dict[str, Any] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._buffers: dict[str, RowBuffer] = {}
@@ -156,7 +195,11 @@ class Committer:
         self._drain_lock = threading.Lock()
         self._commit_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._spooler: threading.Thread | None = None
+        self._last_tick = 0.0
+        self._gap = interval  # seconds until the next tick (longer after slow ticks, see _loop)
         self._pid = os.getpid()
+        self.exit_drain = exit_drain_mode(getattr(getattr(store, "config", None), "properties", None) or {})
         _LIVE.add(self)
 
     # -- producer side -------------------------------------------------------------------------
@@ -174,12 +217,45 @@ class Committer:
             pending = sum(b.num_rows for b in self._pending)
         return sum(len(b) for b in self._buffers.values()) + pending
 
+    def handoff(self) -> int:
+        """Move every buffered row into the spool (one fsync for all tables) and return without
+        waiting for Iceberg; the commit thread commits them within one ``interval``, merged with
+        everything else handed off meanwhile. Returns the rows handed off. Without a spool (or when
+        writing it fails: logged) the rows are only queued."""
+        n = self._take_new_batches()
+        self.stats.handoffs += 1
+        if n:
+            self._ensure_thread()
+            # idle: commit now, else at the next tick (a process that leaves its spool to a helper at exit
+            # never wakes it: a short script must not start importing the write stack at its end)
+            if time.monotonic() - self._last_tick >= self._gap and self.exit_drain == "inline":
+                self._wake.set()
+        return n
+
     def sync(self) -> int:
         """Move everything buffered so far into the spool (fsync) without waiting for Iceberg.
 
-        Returns the rows spooled. Without a spool this only queues the rows for the next commit.
+        Returns the rows spooled. Raises :class:`StorageError` when they are not durable: the
+        spool is switched off, or writing it failed (the rows stay queued for the next commit).
         """
-        return self._take_new_batches()
+        n = self._take_new_batches()
+        if self.spool is None:
+            raise StorageError(
+                f"sync(): the local spool is switched off (lakeml.spool-dir=off), so {self.pending_rows()} "
+                "rows are only queued in memory and a crash would lose them. Remove 'lakeml.spool-dir=off' "
+                "(or set it to a writable folder) to make sync() durable, or call flush() to wait for the commit")
+        with self._pending_lock:
+            loose = [b for b in self._pending if not b.durable]
+        if loose and self._spool(loose):
+            loose = []
+        if loose:
+            e = self.spool_error
+            raise StorageError(
+                f"sync(): {sum(b.num_rows for b in loose)} rows could not be written to the local spool under "
+                f"{self.spool.root} ({type(e).__name__}: {e}); they stay queued in memory and are committed as "
+                "usual, but a crash would lose them. Free disk space or set 'lakeml.spool-dir' to a writable "
+                "folder, or call flush() to wait for the commit") from e
+        return n
 
     # -- consumer side -------------------------------------------------------------------------
     def _ensure_thread(self) -> None:
@@ -209,8 +285,9 @@ class Committer:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.interval)
+            self._wake.wait(self._gap)
             self._wake.clear()
+            start = time.monotonic()
             try:
                 self.run_once(raise_errors=False)
             except BaseException as e:  # never let the thread die silently
@@ -222,6 +299,10 @@ class Committer:
                         self.maintainer.run_due()
                 except BaseException as e:  # maintenance is best effort; logging goes on
                     log.warning("automatic maintenance failed (%s: %s)", type(e).__name__, e)
+            self._last_tick = time.monotonic()
+            # Commits take at most ~1/(1 + TICK_BACKOFF) of the time: a busy sweep gets fewer, larger commits
+            # and keeps the CPU for itself; an idle committer is back to one tick per interval.
+            self._gap = max(self.interval, (self._last_tick - start) * TICK_BACKOFF)
 
     def run_once(self, *, raise_errors: bool = True, deadline: float | None = None) -> int:
         """Take every buffer and commit it plus anything still pending; returns rows committed."""
@@ -229,8 +310,7 @@ class Committer:
             self._take_new_batches()
             committed = 0
             failures: list[BaseException] = []
-            todo = self._merge_pending()
-            for batch in todo:
+            for batch in self._merge_pending():
                 try:
                     self._commit(batch, deadline if deadline is not None else self.deadline)
                 except CommitError as e:
@@ -246,106 +326,183 @@ class Committer:
                 self.last_error = None
             return committed
 
+    def commit_batches(self, batches: list[Batch], *, deadline: float | None = None) -> int:
+        """Commit already-built batches (spool recovery) with everything pending, merged per table."""
+        with self._pending_lock:
+            self._pending.extend(batches)
+        return self.run_once(raise_errors=True, deadline=deadline)
+
+    def _new_id(self, table: str) -> str:
+        """``<committer>-<table>-<n>``: consecutive per table, so a merged commit lists them as a range."""
+        counter = self._seqs.get(table)
+        if counter is None:
+            counter = self._seqs.setdefault(table, itertools.count(1))
+        return f"{self._prefix}-{table}-{next(counter)}"
+
     def _take_new_batches(self) -> int:
+        """Move every buffer into a new pending batch, spooled first (one write for all tables)."""
         with self._buffers_lock:
             buffers = list(self._buffers.values())
-        taken = 0
         with self._drain_lock:
+            new = []
             for buf in buffers:
-                rows, chunks = buf.take(), buf.take_arrow()
+                rows, chunks = buf.take_all()
                 if rows or chunks:
-                    batch = Batch(buf.table, self._to_arrow(buf.table, rows, chunks))
-                    if self.spool is not None:
-                        try:
-                            self.spool.write(batch)
-                        except Exception as e:  # the rows stay in memory and are committed as usual
-                            log.warning("rows not spooled (%s: %s)", type(e).__name__, e)
-                    with self._pending_lock:
-                        self._pending.append(batch)
-                    taken += batch.num_rows
-        return taken
+                    new.append(Batch(buf.table, rows=rows, chunks=chunks, batch_id=self._new_id(buf.table)))
+            if not new:
+                return 0
+            if self.spool is not None:
+                self._spool(new)
+            with self._pending_lock:
+                self._pending.extend(new)
+            return sum(b.num_rows for b in new)
+
+    def _spool(self, batches: list[Batch]) -> bool:
+        """Write ``batches`` to the spool (raw rows by ``marshal``, no Arrow needed); False if it failed."""
+        for b in batches:
+            if b.data is None and not b.chunks:
+                try:
+                    b.payload = marshal.dumps(b.rows)
+                    continue
+                except ValueError:  # a value marshal cannot hold (e.g. a numpy scalar): store Arrow
+                    pass
+            self.materialize(b)
+        try:
+            self.spool.write_many(batches)
+        except Exception as e:  # the rows stay in memory and are committed as usual
+            self.spool_error = e
+            log.warning("rows not spooled (%s: %s)", type(e).__name__, e)
+            return False
+        finally:
+            for b in batches:
+                b.payload = None
+        for b in batches:
+            b.spooled = True
+        self.spool_error = None
+        return True
 
     def _merge_pending(self) -> list[Batch]:
-        """Pending batches, those of one table not yet attempted merged into one commit each."""
-        import pyarrow as pa
-
+        """Pending batches, those of one table not yet attempted merged into one commit each
+        (up to :data:`MAX_MERGE_TOKENS` id tokens in its summary)."""
         with self._pending_lock:
             out: list[Batch] = []
-            fresh: dict[str, list[Batch]] = {}
+            groups: dict[str, list[list[Batch]]] = {}
+            tokens: dict[str, tuple[int, str, int]] = {}  # table -> (tokens in its last group, last stem, n)
             for b in self._pending:
                 if b.attempts == 0 and not b.parts:
-                    group = fresh.setdefault(b.table, [])
-                    if len(group) < MAX_MERGE:
-                        group.append(b)
-                        continue
-                out.append(b)
-            for table, group in fresh.items():
-                if len(group) == 1:
-                    out.append(group[0])
-                    continue
-                data = pa.concat_tables([g.data for g in group])
-                contract = self.store.contracts.get(table)
-                if self.sort and contract is not None and contract.sort and not is_sorted(data, contract.sort):
-                    data = data.sort_by([(c, "ascending") for c in contract.sort])
-                out.append(Batch(table, data, batch_id=group[0].batch_id, parts=group,
-                                 created_ms=min(g.created_ms for g in group)))
+                    chain = groups.setdefault(b.table, [[]])
+                    count, stem, k = tokens.get(b.table, (0, "", -2))
+                    bstem, _, n = b.batch_id.rpartition("-")
+                    bk = int(n) if bstem and n.isdigit() else -2
+                    if not (bstem == stem and bk == k + 1 and bk >= 0):  # not a range's next id: a new token
+                        count += 1
+                    if count > MAX_MERGE_TOKENS:
+                        chain.append([])
+                        count = 1
+                    tokens[b.table] = (count, bstem, bk)
+                    chain[-1].append(b)
+                else:
+                    out.append(b)
+            for table, chain in groups.items():
+                for group in chain:
+                    out.append(group[0] if len(group) == 1 else self._merged(table, group))
             self._pending = out
             return list(out)
 
-    def adopt(self, batch: Batch) -> None:
-        """Queue an already-built batch (spool recovery, a server's client upload)."""
-        with self._pending_lock:
-            self._pending.append(batch)
-        self._ensure_thread()
+    def _merged(self, table: str, group: list[Batch]) -> Batch:
+        rows: list[tuple] = []
+        chunks: list[Any] = []
+        for g in group:
+            if g.data is not None:
+                chunks.append(g.data)
+            else:
+                rows.extend(g.rows or ())
+                chunks.extend(g.chunks)
+            g.data, g.rows, g.chunks = None, None, []  # the merged batch holds them now
+        return Batch(table, rows=rows, chunks=chunks, parts=group, created_ms=min(g.created_ms for g in group))
 
-    def _to_arrow(self, table: str, rows: list[tuple], chunks: list["pa.Table"] = ()) -> "pa.Table":
-        return rows_to_arrow(self.store.contracts[table], rows, sort=self.sort, chunks=chunks)
+    def materialize(self, batch: Batch) -> None:
+        """Build ``batch.data`` from its rows; rows Arrow refuses are quarantined, the rest kept."""
+        if batch.data is not None:
+            return
+        contract = self.store.contracts[batch.table]
+        rows = batch.rows or []
+        try:
+            batch.data = rows_to_arrow(contract, rows, sort=self.sort, chunks=batch.chunks)
+        except Exception as e:
+            good, bad = split_bad_rows(contract, rows)
+            if not bad:
+                raise
+            self._quarantine(batch, bad)
+            batch.data = rows_to_arrow(contract, good, sort=self.sort, chunks=batch.chunks)
+        batch.rows, batch.chunks = None, []
+
+    def _quarantine(self, batch: Batch, bad: list[tuple[tuple, str]]) -> None:
+        """Set rows that cannot be stored aside: logged, kept in memory and in a JSON-lines file."""
+        entries = [{"table": batch.table, "batch_id": batch.batch_id, "error": err,
+                    "row": [_jsonable(v) for v in row], "time_ms": int(time.time() * 1000)} for row, err in bad]
+        self.quarantined = (self.quarantined + entries)[-QUARANTINE_KEEP:]
+        self.stats.quarantined += len(entries)
+        where = ""
+        if self.quarantine_dir is not None:
+            path = self.quarantine_dir / f"{batch.table}.jsonl"
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "a", encoding="ascii") as f:
+                    for e in entries:
+                        f.write(json.dumps(e, ensure_ascii=True) + "\n")
+                where = f"; they are kept in {path}"
+            except OSError as e:
+                where = f"; they could not be written to {path} ({e})"
+        log.error("lakeml: %d row(s) for table %s could not be stored and were set aside (%s)%s. The rest of "
+                  "the batch is committed. Fix the values at the logging call (strings must encode as UTF-8).",
+                  len(entries), batch.table, entries[0]["error"], where or "; see Committer.quarantined")
 
     def _commit(self, batch: Batch, deadline_s: float) -> None:
-        from pyiceberg.exceptions import CommitFailedException
-
+        from lakeml.storage.retry import retry_commit
         from lakeml.storage.tables import append
 
+        self.materialize(batch)
         start = time.monotonic()
-        stop_at = start + deadline_s
-        delay = 0.05
-        uncertain = batch.attempts > 0
-        while True:
+        first_uncertain = batch.attempts > 0
+        outcome: dict[str, Any] = {}
+
+        def attempt(n: int) -> None:
             batch.attempts += 1
-            try:
-                tbl = self.store.table(batch.table, refresh=uncertain)
-                if uncertain and batch_landed(tbl, batch):
-                    self.stats.duplicates_avoided += 1
-                    break
-                props = {BATCH_ID: batch.batch_id, WRITER: self._writer}
-                if batch.parts:
-                    props[BATCH_IDS] = ",".join(batch.ids)
-                append(tbl, batch.data, props)
-                break
-            except CommitFailedException as e:
-                err: BaseException = e
-            except Exception as e:  # storage hiccup, catalog lock, timeout: outcome unknown
-                err = e
-            uncertain = True
+            uncertain = first_uncertain or n > 0
+            tbl = outcome["tbl"] = self.store.table(batch.table, refresh=uncertain)
+            if uncertain and batch_landed(tbl, batch):
+                outcome["duplicate"] = True
+                return
+            props = {BATCH_ID: batch.batch_id, WRITER: self._writer}
+            if batch.parts:
+                props[BATCH_IDS] = encode_ids(batch.ids)
+            append(tbl, batch.data, props)
+
+        def on_retry(n: int, err: BaseException) -> None:
             self.stats.retries += 1
-            if time.monotonic() + delay > stop_at:
-                raise CommitError(
-                    f"could not commit {batch.num_rows} rows to {self.store.identifier(batch.table)} within "
-                    f"{deadline_s:.0f}s ({type(err).__name__}: {err}). The rows are kept and retried; check "
-                    "storage with 'lakeml doctor'.") from err
-            log.warning("commit to %s failed (%s: %s); retrying in %.2fs", batch.table, type(err).__name__, err, delay)
-            self._pause(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 5.0)
+
+        ident = self.store.identifier(batch.table)
+        try:
+            retry_commit(attempt, what=f"the commit of {batch.num_rows} rows to {ident}", key=f"commit to {ident}",
+                         deadline=deadline_s,
+                         sleep=self._pause, on_retry=on_retry)
+        except CommitError as e:
+            err = e.__cause__ or e
+            raise CommitError(
+                f"could not commit {batch.num_rows} rows to {ident} within {deadline_s:.0f}s "
+                f"({type(err).__name__}: {err}). The rows are kept and retried; check storage with "
+                "'lakeml doctor'.") from err
+        if outcome.get("duplicate"):
+            self.stats.duplicates_avoided += 1
         self.stats.commits += 1
         self.stats.rows += batch.num_rows
         self.stats.seconds += time.monotonic() - start
         if self.spool is not None:
-            for part in batch.parts or [batch]:
+            for part in [batch, *batch.parts]:
                 self.spool.mark_committed(part)
         if self.maintainer is not None:
-            self.maintainer.note_commit(batch.table, tbl)
-        if self.on_commit is not None:
-            self.on_commit(batch.table, batch.num_rows)
+            self.maintainer.note_commit(batch.table, outcome["tbl"])
 
     def _pause(self, seconds: float) -> None:
         """Back off between attempts, still moving new rows into the spool meanwhile."""
@@ -369,6 +526,32 @@ class Committer:
         """
         self.run_once(raise_errors=True, deadline=timeout)
 
+    def leave_to_helper(self) -> bool:
+        """At exit (``exit_drain=background``): spool what is buffered and start the helper process that
+        commits this spool once this process is gone (see :mod:`lakeml.storage.drain`). False, and
+        nothing done, when there is nothing to leave or some rows are not in the spool (then commit inline).
+        The spool lock stays held until the process exits, so the helper never races this one's commits."""
+        if self.spool is None or self._pid != os.getpid():
+            return False
+        self._stop.set()  # no new tick starts
+        try:
+            self._take_new_batches()
+        except Exception:  # pragma: no cover - fall back to committing inline
+            return False
+        with self._pending_lock:
+            pending = list(self._pending)
+        if not pending or not all(b.durable for b in pending) or self.spool.dir is None:
+            return False
+        from lakeml.storage.drain import spawn
+
+        try:
+            spawn(self.store.config, self.spool.root, self.spool.dir)
+        except OSError as e:
+            log.warning("could not start the lakeml drain helper (%s); committing at exit", e)
+            return False
+        _LIVE.discard(self)
+        return True
+
     def close(self, timeout: float | None = None) -> None:
         """Flush, then stop the thread."""
         try:
@@ -376,7 +559,7 @@ class Committer:
         finally:
             self._stop.set()
             self._wake.set()
-            for t in (self._thread, getattr(self, "_spooler", None)):
+            for t in (self._thread, self._spooler):
                 if t is not None and t is not threading.current_thread():
                     t.join(timeout=5)
             if self.spool is not None and not self._pending:
@@ -384,12 +567,79 @@ class Committer:
             _LIVE.discard(self)
 
 
+def encode_ids(ids: list[str]) -> str:
+    """Batch ids for a summary: runs of consecutive ``<stem>-<n>`` ids become ``<stem>-<a>..<b>``."""
+    tokens: list[list[Any]] = []  # [stem, first, last] or [id]
+    for bid in ids:
+        stem, _, n = bid.rpartition("-")
+        if stem and n.isdigit():
+            k = int(n)
+            if tokens and len(tokens[-1]) == 3 and tokens[-1][0] == stem and tokens[-1][2] == k - 1:
+                tokens[-1][2] = k
+                continue
+            tokens.append([stem, k, k])
+        else:
+            tokens.append([bid])
+    return ",".join(t[0] if len(t) == 1 else (f"{t[0]}-{t[1]}" if t[1] == t[2] else f"{t[0]}-{t[1]}..{t[2]}")
+                    for t in tokens)
+
+
+def ids_contain(encoded: str, batch_id: str) -> bool:
+    """True if ``batch_id`` is one of the ids :func:`encode_ids` wrote into ``encoded``."""
+    if not encoded:
+        return False
+    stem, _, n = batch_id.rpartition("-")
+    k = int(n) if stem and n.isdigit() else None
+    for tok in encoded.split(","):
+        if tok == batch_id:
+            return True
+        if k is not None and ".." in tok:
+            tstem, _, rng = tok.rpartition("-")
+            a, _, b = rng.partition("..")
+            if tstem == stem and a.isdigit() and b.isdigit() and int(a) <= k <= int(b):
+                return True
+    return False
+
+
+def split_bad_rows(contract: Any, rows: list[tuple]) -> tuple[list[tuple], list[tuple[tuple, str]]]:
+    """Split ``rows`` into those Arrow can store in the contract's schema and the others
+    (each with the reason), column by column: only a column that fails is checked value by value."""
+    import pyarrow as pa
+
+    schema = contract.arrow_schema()
+    bad: dict[int, str] = {}
+    for j, r in enumerate(rows):
+        if not isinstance(r, tuple) or len(r) != len(schema):
+            bad[j] = f"row has {len(r) if isinstance(r, tuple) else type(r).__name__} values, expected {len(schema)}"
+    for i, fld in enumerate(schema):
+        try:
+            pa.array([r[i] for j, r in enumerate(rows) if j not in bad], fld.type)
+            continue
+        except Exception:  # find the values at fault
+            pass
+        for j, r in enumerate(rows):
+            if j in bad:
+                continue
+            try:
+                pa.array([r[i]], fld.type)
+            except Exception as e:
+                bad[j] = f"column {fld.name}: {type(e).__name__}: {e}"
+    good = [r for j, r in enumerate(rows) if j not in bad]
+    return good, [(rows[j], why) for j, why in sorted(bad.items())]
+
+
+def _jsonable(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return repr(v)
+
+
 def is_committed(tbl: Any, batch_id: str, lookback: int | None = None) -> bool:
     """True if a snapshot of ``tbl`` carries ``batch_id`` (the newest ``lookback``, default all)."""
     snaps = tbl.metadata.snapshots if lookback is None else tbl.metadata.snapshots[-lookback:]
     for s in reversed(snaps):
         props = s.summary.additional_properties if s.summary is not None else {}
-        if props.get(BATCH_ID) == batch_id or batch_id in (props.get(BATCH_IDS) or "").split(","):
+        if props.get(BATCH_ID) == batch_id or ids_contain(props.get(BATCH_IDS) or "", batch_id):
             return True
     return False
 
@@ -509,6 +759,8 @@ def _flush_all_at_exit() -> None:
         if c._pid != os.getpid():
             continue
         try:
+            if c.exit_drain == "background" and c.leave_to_helper():
+                continue
             c.close(timeout=min(c.deadline, 30.0))
         except BaseException as e:  # pragma: no cover - reported, not raised, at exit
             log.error("lakeml: could not commit buffered rows at exit: %s", e)

@@ -13,8 +13,6 @@ removed meanwhile (another compaction won), in which case nothing is changed.
 
 from __future__ import annotations
 
-import logging
-import time
 import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,8 +20,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyiceberg.table import Table
-
-log = logging.getLogger("lakeml.maintenance")
 
 MAINTENANCE = "lakeml.maintenance"  # snapshot summary key: what a maintenance snapshot did
 # Summary keys of the parent snapshot that describe the table's state, not one commit:
@@ -140,11 +136,15 @@ def read_files(tbl: "Table", files: list[Any]) -> Any:
 
 def write_sorted(tbl: "Table", data: Any, sort: list[str]) -> list[Any]:
     """Write ``data`` sorted by ``sort`` as new data files of ``tbl`` (not committed)."""
-    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+    from lakeml.storage._pyiceberg_compat import dataframe_to_data_files
+
+    from lakeml.storage.tables import sorted_order_id, with_sort_order
 
     if sort and data.num_rows > 1:
         data = data.sort_by([(c, "ascending") for c in sort])
-    return list(_dataframe_to_data_files(table_metadata=tbl.metadata, df=data, io=tbl.io, write_uuid=uuid.uuid4()))
+    order_id = sorted_order_id(tbl, data)  # the files record the order they are in
+    return [with_sort_order(f, order_id) for f in
+            dataframe_to_data_files(table_metadata=tbl.metadata, df=data, io=tbl.io, write_uuid=uuid.uuid4())]
 
 
 def commit_rewrite(tbl: "Table", removed: list[Any], added: list[Any], properties: dict[str, str],
@@ -175,23 +175,35 @@ def _carried(tbl: "Table") -> dict[str, str]:
 
 def compact(tbl: "Table", policy: CompactionPolicy, *, properties: dict[str, str] | None = None,
             dry_run: bool = False, progress: Callable[[int], None] | None = None,
-            attempts: int = 5, refresh: Callable[[], "Table"] | None = None) -> CompactionResult:
+            deadline: float = 60.0, refresh: Callable[[], "Table"] | None = None) -> CompactionResult:
     """Compact ``tbl`` (one commit for all partitions); returns what was done.
 
     ``progress(n)`` is called with the bytes read as each group is rewritten. If a file
     it replaces disappears before the commit (a concurrent compaction won), the written
-    files are abandoned (orphan cleanup removes them) and the table is planned again,
-    up to ``attempts`` times.
+    files are abandoned (orphan cleanup removes them) and the table is planned again
+    (:func:`~lakeml.storage.retry.retry_commit`); :class:`~lakeml.errors.CommitError` when
+    that keeps failing for ``deadline`` seconds (the table is unchanged then).
     """
     from pyiceberg.exceptions import CommitFailedException, ValidationException
 
+    from lakeml.storage.retry import retry_commit
+
     props = {MAINTENANCE: "compact", **(properties or {})}
-    conflicts, notes = 0, []
-    for attempt in range(attempts):
-        res = CompactionResult(conflicts=conflicts, notes=notes)
-        files = live_files(tbl)
+    notes: list[str] = []
+    current = [tbl]
+
+    def lost_race(n: int, e: BaseException) -> None:
+        # a file we replace was removed meanwhile, or the table allows no rebase (the registry
+        # tables set commit.retry.num-retries to 0) and another writer committed: plan again
+        notes.append(f"attempt {n + 1}: {e}")
+        current[0] = refresh() if refresh is not None else _reload(current[0])
+
+    def attempt(n: int) -> CompactionResult:
+        t = current[0]
+        res = CompactionResult(conflicts=n, notes=notes)
+        files = live_files(t)
         res.files_before = res.files_after = len(files)
-        res.manifests_before = res.manifests_after = _manifest_count(tbl)
+        res.manifests_before = res.manifests_after = _manifest_count(t)
         groups = plan_groups(files, policy)
         if not groups:
             return res
@@ -202,47 +214,47 @@ def compact(tbl: "Table", policy: CompactionPolicy, *, properties: dict[str, str
         if dry_run:
             res.files_after = len(files) - len(removed) + res.partitions
             return res
-        sort = sort_columns(tbl)
+        sort = sort_columns(t)
         added: list[Any] = []
         for g in groups:
-            added.extend(write_sorted(tbl, read_files(tbl, g), sort))
+            added.extend(write_sorted(t, read_files(t, g), sort))
             if progress is not None:
                 progress(sum(f.file_size_in_bytes for f in g))
-        try:
-            res.snapshot_id = commit_rewrite(tbl, removed, added, props)
-        except (ValidationException, CommitFailedException) as e:
-            # a file we replace was removed meanwhile, or the table allows no rebase (the registry
-            # tables set commit.retry.num-retries to 0) and another writer committed: plan again
-            conflicts += 1
-            notes.append(f"attempt {attempt + 1}: {e}")
-            log.info("compaction of %s lost a race (%s); planning again", tbl.name(), e)
-            time.sleep(0.05 * (attempt + 1))
-            tbl = refresh() if refresh is not None else _reload(tbl)
-            continue
+        res.snapshot_id = commit_rewrite(t, removed, added, props)
         res.files_written = len(added)
         res.bytes_written = sum(f.file_size_in_bytes for f in added)
         res.files_after = len(files) - len(removed) + len(added)
-        res.manifests_after = _manifest_count(tbl)
+        res.manifests_after = _manifest_count(t)
         return res
-    notes.append("gave up after repeated conflicts; the table is unchanged")
-    return CompactionResult(conflicts=conflicts, notes=notes)
+
+    return retry_commit(attempt, what=f"compaction of {_name(tbl)}", deadline=deadline,
+                        retry_on=(ValidationException, CommitFailedException), on_retry=lost_race,
+                        hint="Other compactions kept winning; the table is unchanged. Run 'lakeml maintain' "
+                             "again once they are done.")
 
 
-def rewrite_manifests(tbl: "Table", *, properties: dict[str, str] | None = None) -> tuple[int, int]:
+def rewrite_manifests(tbl: "Table", *, properties: dict[str, str] | None = None,
+                      deadline: float = 60.0) -> tuple[int, int]:
     """Merge the current snapshot's manifests (no data change); returns (before, after)."""
     from pyiceberg.exceptions import CommitFailedException
+
+    from lakeml.storage.retry import retry_commit
 
     before = _manifest_count(tbl)
     if before <= 1:
         return before, before
-    for attempt in range(5):
-        try:
-            commit_rewrite(tbl, [], [], {MAINTENANCE: "rewrite-manifests", **(properties or {})})
-            break
-        except CommitFailedException:  # another writer won; merging again is just as good
-            time.sleep(0.05 * (attempt + 1))
-            tbl = _reload(tbl)
+
+    def attempt(n: int) -> None:  # another writer won: merging again is just as good
+        commit_rewrite(tbl if n == 0 else _reload(tbl), [], [],
+                       {MAINTENANCE: "rewrite-manifests", **(properties or {})})
+
+    retry_commit(attempt, what=f"manifest rewrite of {_name(tbl)}", deadline=deadline,
+                 retry_on=(CommitFailedException,))
     return before, _manifest_count(tbl)
+
+
+def _name(tbl: "Table") -> str:
+    return ".".join(tbl.name())
 
 
 def _manifest_count(tbl: "Table") -> int:
@@ -267,10 +279,11 @@ def _rewrite_class() -> type:
     """A pyiceberg snapshot producer for a data-preserving rewrite (built on ``_OverwriteFiles``)."""
     from pyiceberg.table import TableProperties
     from pyiceberg.table.snapshots import Operation, Summary
-    from pyiceberg.table.update.snapshot import _ManifestMergeManager, _OverwriteFiles
     from pyiceberg.utils.properties import property_as_int
 
-    class RewriteFiles(_OverwriteFiles):
+    from lakeml.storage._pyiceberg_compat import ManifestMergeManager, OverwriteFiles, transaction_table
+
+    class RewriteFiles(OverwriteFiles):
         """Removes exactly the listed data files, adds new ones, merges manifests.
 
         Differs from an overwrite in its validation: files added concurrently are not a
@@ -283,12 +296,12 @@ def _rewrite_class() -> type:
             self._merge = merge
 
         def _validate_concurrency(self) -> None:
-            from pyiceberg.table.update.validate import _validate_data_files_exist
+            from lakeml.storage._pyiceberg_compat import validate_data_files_exist
 
             window = self._commit_window
             if window is None or window.is_empty() or window.head is None or not self._deleted_data_files:
                 return
-            _validate_data_files_exist(self._transaction._table, window.head, self._deleted_data_files,
+            validate_data_files_exist(transaction_table(self._transaction), window.head, self._deleted_data_files,
                                        window.base)
 
         def _process_manifests(self, manifests: list[Any]) -> list[Any]:
@@ -301,7 +314,7 @@ def _rewrite_class() -> type:
                                      TableProperties.MANIFEST_TARGET_SIZE_BYTES_DEFAULT)
             data = [m for m in manifests if m.content == ManifestContent.DATA]
             deletes = [m for m in manifests if m.content != ManifestContent.DATA]
-            merger = _ManifestMergeManager(target_size_bytes=target, min_count_to_merge=2, merge_enabled=True,
+            merger = ManifestMergeManager(target_size_bytes=target, min_count_to_merge=2, merge_enabled=True,
                                            snapshot_producer=self)
             return merger.merge_manifests(data) + deletes
 

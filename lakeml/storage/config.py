@@ -14,23 +14,29 @@ Resolution order for :func:`resolve`:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 from lakeml.errors import ConfigError
+from lakeml.masking import mask_value
 
 ENV_CATALOG = "LAKEML_CATALOG"
 ENV_WAREHOUSE = "LAKEML_WAREHOUSE"
 DEFAULT_WAREHOUSE_DIR = "lakeml-warehouse"
 
-# pyiceberg's own property keys, reused as they are.
+# pyiceberg's own property keys (pyiceberg.io.S3_*, mirrored so that importing lakeml stays light;
+# tests/test_pyiceberg_compat.py checks they still equal pyiceberg's), parsed in storage/objectstore.py.
 S3_ENDPOINT = "s3.endpoint"
 S3_ACCESS_KEY_ID = "s3.access-key-id"
 S3_SECRET_ACCESS_KEY = "s3.secret-access-key"
 S3_SESSION_TOKEN = "s3.session-token"
 S3_REGION = "s3.region"
-S3_PATH_STYLE = "s3.path-style-access"
+S3_FORCE_VIRTUAL_ADDRESSING = "s3.force-virtual-addressing"
+S3_CONNECT_TIMEOUT = "s3.connect-timeout"
+S3_REQUEST_TIMEOUT = "s3.request-timeout"
+S3_RETRY_STRATEGY_IMPL = "s3.retry-strategy-impl"
+S3_PATH_STYLE = "s3.path-style-access"  # lakeml's (Java Iceberg's name): "false" means virtual addressing
 WAREHOUSE = "warehouse"
 # lakeml's keys live in the same property bag, under "lakeml.".
 LAKEML_NAMESPACE = "lakeml.namespace"
@@ -48,7 +54,8 @@ class LakeConfig:
     artifact_root: str
     embedded: bool = False
     warehouse_dir: str | None = None  # local folder of the embedded default
-    extra: dict[str, str] = field(default_factory=dict)
+    # Where artifacts went before 0.2 (inside the `artifacts` table's folder): still read, never written.
+    legacy_artifact_root: str | None = None
 
     @property
     def warehouse(self) -> str | None:
@@ -59,8 +66,7 @@ class LakeConfig:
         out = {"catalog": self.catalog_name, "namespace": self.namespace,
                "artifact_root": self.artifact_root, "embedded": str(self.embedded).lower()}
         for k, v in sorted(self.properties.items()):
-            secret = any(s in k for s in ("secret", "password", "token", "credential"))
-            out[k] = "****" if secret and v else v
+            out[k] = mask_value(k, v)
         return out
 
     def s3_options(self) -> dict[str, str]:
@@ -78,8 +84,8 @@ def embedded(warehouse_dir: str | os.PathLike | None = None, *, namespace: str |
     props = {"type": "sql", "uri": f"sqlite:///{root / 'catalog.db'}", WAREHOUSE: _local_uri(root)}
     ns = namespace or _default_namespace()
     return LakeConfig(catalog_name="lakeml", properties=props, namespace=ns,
-                      artifact_root=f"{_local_uri(root)}/{ns}/artifacts", embedded=True,
-                      warehouse_dir=str(root))
+                      artifact_root=default_artifact_root(_local_uri(root), ns), embedded=True,
+                      warehouse_dir=str(root), legacy_artifact_root=legacy_artifact_root(_local_uri(root), ns))
 
 
 def _default_namespace() -> str:
@@ -105,6 +111,9 @@ def resolve(catalog: str | None = None, *, warehouse: str | os.PathLike | None =
             import dataclasses
 
             cfg = dataclasses.replace(cfg, properties={**cfg.properties, **lake_opts})
+            if lake_opts.get(LAKEML_ARTIFACT_ROOT):  # an explicit root: no legacy default to read
+                cfg = dataclasses.replace(cfg, artifact_root=_artifact_root(lake_opts, cfg.namespace),
+                                          legacy_artifact_root=None)
         return cfg
     if name:
         from pyiceberg.utils.config import Config
@@ -122,17 +131,35 @@ def resolve(catalog: str | None = None, *, warehouse: str | os.PathLike | None =
     if warehouse is not None:
         props[WAREHOUSE] = str(warehouse)
     ns = namespace or props.get(LAKEML_NAMESPACE) or _default_namespace()
-    return LakeConfig(catalog_name=name, properties=props, namespace=ns, artifact_root=_artifact_root(props, ns))
+    root = _artifact_root(props, ns)
+    legacy = None if props.get(LAKEML_ARTIFACT_ROOT) else legacy_artifact_root(_warehouse_uri(props), ns)
+    return LakeConfig(catalog_name=name, properties=props, namespace=ns, artifact_root=root,
+                      legacy_artifact_root=legacy)
+
+
+def default_artifact_root(warehouse_uri: str, namespace: str) -> str:
+    """``<warehouse>/<namespace>-artifacts``: a prefix no table owns, so no engine's orphan cleanup
+    (which deletes unreferenced files under a table's location) can reach the artifacts."""
+    return f"{warehouse_uri.rstrip('/')}/{namespace}-artifacts"
+
+
+def legacy_artifact_root(warehouse_uri: str, namespace: str) -> str:
+    """The default before 0.2, ``<warehouse>/<namespace>/artifacts``: the `artifacts` table's own folder."""
+    return f"{warehouse_uri.rstrip('/')}/{namespace}/artifacts"
+
+
+def _warehouse_uri(props: dict[str, str]) -> str:
+    wh = props.get(WAREHOUSE, "")
+    if "://" in wh:
+        return wh.rstrip("/")
+    if wh.startswith("/"):
+        return Path(wh).resolve().as_uri()
+    raise ConfigError(
+        f"cannot place artifacts: the catalog's warehouse {wh!r} is not a URI; set "
+        f"'{LAKEML_ARTIFACT_ROOT}' (e.g. s3://bucket/lakeml-artifacts) in the catalog profile")
 
 
 def _artifact_root(props: dict[str, str], namespace: str) -> str:
     if root := props.get(LAKEML_ARTIFACT_ROOT):
         return root.rstrip("/")
-    wh = props.get(WAREHOUSE, "")
-    if "://" in wh:
-        return f"{wh.rstrip('/')}/{namespace}/artifacts"
-    if wh.startswith("/"):
-        return f"{Path(wh).resolve().as_uri()}/{namespace}/artifacts"
-    raise ConfigError(
-        f"cannot place artifacts: the catalog's warehouse {wh!r} is not a URI; set "
-        f"'{LAKEML_ARTIFACT_ROOT}' (e.g. s3://bucket/lakeml/artifacts) in the catalog profile")
+    return default_artifact_root(_warehouse_uri(props), namespace)

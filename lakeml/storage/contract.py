@@ -116,9 +116,14 @@ def _transform(text: str):
     raise ValueError(f"catalog contract: unknown transform {text!r}")
 
 
+def _yaml(text: str) -> Any:
+    """``yaml.safe_load`` through libyaml when PyYAML has it (about 10x faster: every CLI command loads these)."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 @lru_cache(maxsize=1)
 def _defaults() -> dict[str, Any]:
-    return yaml.safe_load((data_dir("catalog") / "defaults.yaml").read_text()) or {}
+    return _yaml((data_dir("catalog") / "defaults.yaml").read_text()) or {}
 
 
 def default_namespace() -> str:
@@ -131,7 +136,7 @@ def load_contracts() -> dict[str, TableContract]:
     base_props = {str(k): str(v) for k, v in (_defaults().get("properties") or {}).items()}
     out: dict[str, TableContract] = {}
     for path in sorted((data_dir("catalog") / "tables").glob("*.yaml")):
-        raw = yaml.safe_load(path.read_text())
+        raw = _yaml(path.read_text())
         props = dict(base_props)
         props.update({str(k): str(v) for k, v in (raw.get("properties") or {}).items()})
         out[raw["name"]] = TableContract(
@@ -144,6 +149,3 @@ def load_contracts() -> dict[str, TableContract]:
         )
     return out
 
-
-def contract(name: str) -> TableContract:
-    return load_contracts()[name]

@@ -133,27 +133,31 @@ class RetentionPolicy:
 
 
 def expire_snapshots(tbl: "Table", policy: RetentionPolicy, now_ms: int, *, dry_run: bool = False,
-                     attempts: int = 5) -> tuple[int, "Table"]:
-    """Expire what ``policy`` lets go; returns (snapshots expired, the table after)."""
+                     deadline: float = 60.0) -> tuple[int, "Table"]:
+    """Expire what ``policy`` lets go; returns (snapshots expired, the table after).
+
+    A race with another commit or expiry is retried (:func:`~lakeml.storage.retry.retry_commit`);
+    :class:`~lakeml.errors.CommitError` when it keeps losing for ``deadline`` seconds."""
     from pyiceberg.exceptions import CommitFailedException
     from pyiceberg.table.update.snapshot import ExpireSnapshots
 
     from lakeml.storage.compaction import _transaction_class
+    from lakeml.storage.retry import retry_commit
 
-    for attempt in range(attempts):
+    def attempt(n: int) -> int:
+        if n:
+            tbl.refresh()
         ids = policy.expirable(tbl.metadata, now_ms)
-        if not ids or dry_run:
-            return len(ids), tbl
-        try:
+        if ids and not dry_run:
             tx = _transaction_class()(tbl)
             ExpireSnapshots(tx).by_ids(ids).commit()
             tx.commit_transaction()
-            return len(ids), tbl
-        except (CommitFailedException, ValueError) as e:  # raced with another commit or expiry
-            log.info("snapshot expiry of %s raced (%s); retrying", tbl.name(), e)
-            time.sleep(0.05 * (attempt + 1))
-            tbl.refresh()
-    return 0, tbl
+        return len(ids)
+
+    # ValueError: a snapshot to expire was expired by another process meanwhile
+    n = retry_commit(attempt, what=f"snapshot expiry of {'.'.join(tbl.name())}", deadline=deadline,
+                     retry_on=(CommitFailedException, ValueError))
+    return n, tbl
 
 
 # -- reports --------------------------------------------------------------------------------------

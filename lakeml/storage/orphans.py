@@ -13,9 +13,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
-from urllib.parse import unquote, urlparse
 
-from lakeml.storage.objectstore import filesystem
+from lakeml.storage.objectstore import filesystem, fs_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyiceberg.table import Table
@@ -43,14 +42,6 @@ class OrphanResult:
     bytes_freed: int = 0
     kept_young: int = 0
     failed: list[str] = field(default_factory=list)
-
-
-def fs_path(uri: str) -> str:
-    """A file URI as a path inside its pyarrow filesystem (``s3://b/k`` -> ``b/k``)."""
-    u = urlparse(uri)
-    if u.scheme in ("", "file"):
-        return unquote(u.path) if u.scheme else uri
-    return f"{u.netloc}{u.path}"
 
 
 def referenced(tbl: "Table") -> set[str]:

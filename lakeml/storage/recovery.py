@@ -1,9 +1,10 @@
 """Recovery of dead writers' spools: commit what they acknowledged, exactly once; mark their runs KILLED.
 
 For each spool folder whose owner process is dead (its ``flock`` is free), every
-segment is committed under its own batch id: a batch the dead process had already
-committed (it died between the commit and deleting the segment) is found by its id
-in the snapshot summaries, or by its rows once the snapshots are expired, and skipped.
+spooled batch is committed under its own batch id (merged per table, as the committer
+does): a batch the dead process had already committed (it died between the commit and
+forgetting the batch) is found by its id in the snapshot summaries, or by its rows once
+the snapshots are expired, and skipped.
 Then each run that process was logging and left RUNNING gets a KILLED event whose
 end time is the process's last-seen time (its last spool write or committer tick).
 """
@@ -11,6 +12,7 @@ end time is the process's last-seen time (its last spool write or committer tick
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakeml.errors import CommitError
-from lakeml.storage.committer import Batch, Committer, rows_to_arrow
-from lakeml.storage.spool import DeadOwner, claim_dead_owners
+from lakeml.storage.committer import Batch, Committer, batch_landed, rows_to_arrow
+from lakeml.storage.spool import QUARANTINE, DeadOwner, Segment, claim_dead_owners
 
 if TYPE_CHECKING:  # pragma: no cover
     from lakeml.storage.tables import TableStore
@@ -67,57 +69,92 @@ class RecoveryReport:
                 "runs_killed": self.runs_killed, "seconds": self.seconds}
 
 
-def recover(store: "TableStore", root: Path | None, *, deadline: float = 120.0,
-            clock_us: Any = None) -> RecoveryReport:
-    """Recover every dead owner's spool under ``root``; returns what was done."""
+def recover(store: "TableStore", root: Path | None, *, deadline: float = 120.0, clock_us: Any = None,
+            maintainer: Any = None, owners: "list[DeadOwner] | None" = None) -> RecoveryReport:
+    """Recover every dead owner's spool under ``root``; returns what was done.
+
+    All their batches go in together: those that already landed (found by batch id, or by their rows
+    once history was expired) are skipped, the rest merged into one commit per table, like the live
+    committer does. Then each owner's unfinished runs are marked KILLED and its spool removed."""
     start = time.perf_counter()
     report = RecoveryReport()
-    for owner in claim_dead_owners(root):
+    claimed: list[tuple[DeadOwner, OwnerRecovery, list[Segment]]] = []
+    for owner in itertools.chain(owners or (), claim_dead_owners(root)):  # ``owners``: already locked by us
         rec = OwnerRecovery(owner.dir.name, owner.host, owner.pid, owner.last_seen_ms)
         report.owners.append(rec)
-        done = False
         try:
-            done = recover_owner(store, owner, rec, deadline=deadline, clock_us=clock_us)
-        except Exception as e:  # keep the spool for the next attempt; report, don't raise
-            rec.error = f"{type(e).__name__}: {e}"
-            log.warning("could not recover the spool %s: %s", owner.dir, rec.error)
-        finally:
+            segments = owner.segments()
+        except OSError as e:
+            segments, rec.error = None, f"{type(e).__name__}: {e}"
+        unknown = sorted({s.table for s in segments or () if s.table not in store.contracts})
+        if segments is None or unknown:
+            if unknown:
+                rec.error = f"holds batches for unknown table(s) {', '.join(unknown)}; kept"
+            log.warning("spool %s not recovered: %s", owner.dir, rec.error)
+            owner.release(remove=False)
+            continue
+        claimed.append((owner, rec, segments))
+    owners = claimed
+    if not owners:
+        report.seconds = time.perf_counter() - start
+        return report
+    committer = Committer(store, deadline=deadline, quarantine_dir=Path(owners[0][0].dir).parent / QUARANTINE, maintainer=maintainer)
+    done = False
+    try:
+        by_table: dict[str, list[tuple[Batch, OwnerRecovery]]] = {}
+        for owner, rec, segments in owners:
+            for seg in segments:
+                batch = _batch_of(seg, owner, rec)
+                if batch is not None:
+                    by_table.setdefault(seg.table, []).append((batch, rec))
+        for table, batches in by_table.items():
+            tbl = store.table(table, refresh=True)
+            todo = []
+            for batch, rec in batches:
+                committer.materialize(batch)  # the rows fallback of batch_landed needs Arrow
+                if batch_landed(tbl, batch):
+                    rec.already_committed += 1
+                else:
+                    rec.batches += 1
+                    rec.rows += batch.num_rows
+                    todo.append(batch)
+            if todo:
+                committer.commit_batches(todo, deadline=deadline)
+        for owner, rec, _ in owners:
+            rec.runs_killed = kill_runs(store, owner, committer, clock_us=clock_us)
+        done = True
+    except Exception as e:  # keep the spools for the next attempt; report, don't raise
+        for _, rec, _ in owners:
+            rec.error = rec.error or f"{type(e).__name__}: {e}"
+        log.warning("could not recover the spools under %s: %s: %s", root, type(e).__name__, e)
+    finally:
+        for owner, _, segments in owners:
+            if done:
+                for path in sorted({s.path for s in segments}):
+                    Path(path).unlink(missing_ok=True)
             owner.release(remove=done)
     report.seconds = time.perf_counter() - start
     return report
 
 
-def recover_owner(store: "TableStore", owner: DeadOwner, rec: OwnerRecovery, *, deadline: float,
-                  clock_us: Any = None) -> bool:
-    """Commit one dead owner's segments and kill its runs; True once its spool can go."""
-    committer = Committer(store, deadline=deadline, sort=False)
-    committed_last = 0
-    for seg in owner.segments():
-        if seg.table not in store.contracts:
-            log.warning("spool segment %s is for unknown table %r; kept", seg.path, seg.table)
-            return False
-        try:
-            data = seg.read().replace_schema_metadata(None)
-        except Exception as e:  # unreadable (disk damage): set aside, never block the others
-            bad = owner.dir.parent / "corrupt" / f"{owner.dir.name}-{Path(seg.path).name}"
-            bad.parent.mkdir(exist_ok=True)
+def _batch_of(seg: Segment, owner: DeadOwner, rec: OwnerRecovery) -> Batch | None:
+    """The batch a spool segment holds (None if unreadable: set aside, never blocking the others)."""
+    try:
+        if seg.kind == "rows" and seg.offset is not None:
+            return Batch(seg.table, rows=seg.rows(), batch_id=seg.batch_id, created_ms=seg.created_ms,
+                         spool_path=seg.path)
+        return Batch(seg.table, seg.read().replace_schema_metadata(None), batch_id=seg.batch_id,
+                     created_ms=seg.created_ms, spool_path=seg.path)
+    except Exception as e:  # disk damage
+        bad = owner.dir.parent / "corrupt" / f"{owner.dir.name}-{Path(seg.path).name}-{seg.batch_id}"
+        bad.parent.mkdir(exist_ok=True)
+        if seg.offset is None:
             Path(seg.path).rename(bad)
-            rec.error = f"segment {seg.path} is unreadable ({e}); moved to {bad}"
-            log.error("%s", rec.error)
-            continue
-        batch = Batch(seg.table, data, batch_id=seg.batch_id, attempts=1, created_ms=seg.created_ms,
-                      spool_path=seg.path)
-        before = committer.stats.duplicates_avoided
-        committer._commit(batch, deadline)  # attempts=1: looks the batch id up before appending
-        if committer.stats.duplicates_avoided > before:
-            rec.already_committed += 1
         else:
-            rec.batches += 1
-            rec.rows += batch.num_rows
-        committed_last = max(committed_last, seg.created_ms)
-        Path(seg.path).unlink(missing_ok=True)
-    rec.runs_killed = kill_runs(store, owner, committer, clock_us=clock_us)
-    return True
+            bad.write_bytes(seg.payload())
+        rec.error = f"segment {seg.path} ({seg.batch_id}) is unreadable ({e}); moved to {bad}"
+        log.error("%s", rec.error)
+        return None
 
 
 def kill_runs(store: "TableStore", owner: DeadOwner, committer: Committer, *, clock_us: Any = None) -> list[str]:

@@ -5,44 +5,54 @@ Layout under the spool root (one root per lake, see :func:`spool_root`)::
     <root>/owner-<host>-<pid>-<id>/lock            flock()ed by the owning process while it lives
     <root>/owner-<host>-<pid>-<id>/owner.json      host, pid, start time
     <root>/owner-<host>-<pid>-<id>/heartbeat       touched on every spool write (last-seen time)
-    <root>/owner-<host>-<pid>-<id>/<ns>-<table>-<batch id>.arrow
+    <root>/owner-<host>-<pid>-<id>/<time>-<id>.lkspool     a log of batch records (this version)
+    <root>/owner-<host>-<pid>-<id>/<time>-<table>-<batch id>.arrow   one batch (older versions; read)
+    <root>/quarantine/<table>.jsonl                 rows the committer could not store (see committer.py)
 
-Each batch is one Arrow IPC file, written under a temporary name, fsync()ed and renamed
-(then the folder is fsync()ed), so a segment is either complete or absent. It is deleted
-once its batch is committed. The owner holds an exclusive ``flock`` on its lock file for
-its whole life; the kernel releases it when the process dies, however it dies (SIGKILL,
-OOM), so another process can tell a dead owner's spool from a live one and recover it
-without ever stealing a live writer's batches.
+A write appends the records of any number of batches (of any tables) to the owner's current log
+file and calls ``fdatasync`` once, so ending a run costs one fsync whatever it logged. A record is
+``MAGIC | header length | payload length | crc32 | header JSON | payload``; the payload is the raw
+row tuples (``marshal``, no pyarrow needed) or an Arrow IPC stream. A record that is torn or fails
+its checksum ends the log: it was never acknowledged. A log file is deleted once every batch in it
+is committed. The owner holds an exclusive ``flock`` on its lock file for its whole life; the kernel
+releases it when the process dies, however it dies (SIGKILL, OOM), so another process can tell a
+dead owner's spool from a live one and recover it without ever stealing a live writer's batches.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import marshal
 import os
 import socket
+import struct
 import threading
 import time
 import uuid
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from lakeml.errors import ConfigError, StorageError
+from lakeml.storage.config import LAKEML_SPOOL_DIR
+from lakeml.storage.localdirs import spool_root  # noqa: F401 - re-exported: the spool root of a lake
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-    from lakeml.storage.config import LakeConfig
-
 log = logging.getLogger("lakeml.spool")
 
-SPOOL_DIR = "lakeml.spool-dir"
+SPOOL_DIR = LAKEML_SPOOL_DIR  # the catalog property; the folder is resolved by localdirs.spool_root
 SPOOL_INTERVAL = "lakeml.spool-interval-ms"
-OFF = {"off", "none", "false", "0", "disabled"}
 _PREFIX = "owner-"
-_SUFFIX = ".arrow"
+_SUFFIX = ".arrow"  # one batch per file (spools written by lakeml before the log format)
+_LOG_SUFFIX = ".lkspool"
+_MAGIC = b"LKS1"
+_HEAD = struct.Struct("<4sIII")  # magic, header length, payload length, crc32 of header + payload
+ROTATE_BYTES = 64 << 20  # a log file this large is closed; the next write starts a new one
+QUARANTINE = "quarantine"
 
 try:  # POSIX advisory locks; without them (Windows) owners are told apart by pid only
     import fcntl
@@ -50,52 +60,95 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 
-def spool_root(config: "LakeConfig") -> Path | None:
-    """Where this lake's spool lives, or None when the spool is switched off.
-
-    ``lakeml.spool-dir`` in the catalog properties wins (``off`` disables the spool);
-    the embedded default keeps it inside its warehouse folder; any other catalog gets
-    ``~/.cache/lakeml/spool/<hash of catalog and namespace>``.
-    """
-    explicit = config.properties.get(SPOOL_DIR) or os.environ.get("LAKEML_SPOOL_DIR")
-    if explicit and explicit.strip().lower() in OFF:
-        return None
-    if explicit:
-        return Path(explicit).expanduser().resolve() / _catalog_hash(config)
-    if config.embedded and config.warehouse_dir:
-        return Path(config.warehouse_dir) / ".lakeml-spool" / config.namespace
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "lakeml" / "spool" / _catalog_hash(config)
-
-
-def _catalog_hash(config: "LakeConfig") -> str:
-    ident = "|".join([config.catalog_name, config.properties.get("uri", ""),
-                      config.properties.get("warehouse", ""), config.namespace])
-    return hashlib.sha256(ident.encode()).hexdigest()[:16]
-
-
 @dataclass
 class Segment:
-    """One spooled batch on disk."""
+    """One spooled batch on disk: a record of a log file, or a whole ``.arrow`` file (older spools)."""
 
     path: Path
     table: str
     batch_id: str
     created_ms: int
+    offset: int | None = None  # where the record's payload starts (None: the whole file is the batch)
+    length: int = 0
+    kind: str = "arrow"  # "arrow" (IPC) or "rows" (marshal of row tuples in contract column order)
+    num_rows: int | None = None
+
+    def payload(self) -> bytes:
+        with open(self.path, "rb") as f:
+            f.seek(self.offset or 0)
+            return f.read(self.length)
+
+    def rows(self) -> list[tuple] | None:
+        """The raw row tuples of a ``rows`` record (None for an Arrow one)."""
+        return marshal.loads(self.payload()) if self.kind == "rows" else None
 
     def read(self) -> "pa.Table":
+        """The batch as an Arrow table (``rows`` records in their lakeml table's contract schema)."""
         import pyarrow as pa
 
-        with pa.memory_map(str(self.path)) as src:
-            return pa.ipc.open_file(src).read_all()
+        if self.offset is None:
+            with pa.memory_map(str(self.path)) as src:
+                return pa.ipc.open_file(src).read_all()
+        if self.kind == "rows":
+            from lakeml.storage.committer import rows_to_arrow
+            from lakeml.storage.contract import load_contracts
+
+            return rows_to_arrow(load_contracts()[self.table], self.rows(), sort=False)
+        return pa.ipc.open_stream(pa.py_buffer(self.payload())).read_all()
+
+
+def encode_record(batch: Any) -> bytes:
+    """One log record for ``batch`` (a committer Batch: table, batch_id, created_ms, and either
+    ``payload`` (marshalled rows) or ``data`` (an Arrow table))."""
+    header = {"table": batch.table, "batch_id": batch.batch_id, "rows": batch.num_rows,
+              "created_ms": int(getattr(batch, "created_ms", time.time() * 1000))}
+    payload = getattr(batch, "payload", None)
+    if payload is not None:
+        header["kind"] = "rows"
+    else:
+        import pyarrow as pa
+
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.data.schema) as w:
+            w.write_table(batch.data)
+        payload = sink.getvalue().to_pybytes()
+        header["kind"] = "arrow"
+    head = json.dumps(header, separators=(",", ":")).encode()
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return _HEAD.pack(_MAGIC, len(head), len(payload), crc) + head + payload
+
+
+def read_log(path: Path) -> list[Segment]:
+    """The complete records of a log file; a torn or corrupt record ends it (it was never acknowledged)."""
+    out: list[Segment] = []
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return out
+    pos = 0
+    while pos + _HEAD.size <= len(data):
+        magic, hlen, plen, crc = _HEAD.unpack_from(data, pos)
+        start = pos + _HEAD.size
+        end = start + hlen + plen
+        if magic != _MAGIC or end > len(data) or zlib.crc32(data[start + hlen:end], zlib.crc32(data[start:start + hlen])) != crc:
+            log.warning("spool log %s ends with an incomplete record at byte %d (a write that was never "
+                        "acknowledged); the %d records before it are kept", path, pos, len(out))
+            break
+        h = json.loads(data[start:start + hlen])
+        out.append(Segment(path, h["table"], h["batch_id"], int(h["created_ms"]), start + hlen, plen,
+                           h.get("kind", "arrow"), h.get("rows")))
+        pos = end
+    return out
 
 
 class Spool:
     """The spool of one writing process (created on first write).
 
-    ``write(batch)`` returns once the batch is on disk (fsync); ``mark_committed(batch)``
-    deletes it. ``fsync=False`` skips the fsync calls (tests, or a tmpfs spool). ``interval``:
-    how often the committer moves buffered rows here (``lakeml.spool-interval-ms``).
+    ``write_many(batches)`` returns once the batches are on disk (one ``fdatasync`` for all of them);
+    ``mark_committed(batch)`` forgets a batch, and a log file whose batches are all committed is
+    deleted. ``fsync=False`` skips the fsync calls (tests, or a tmpfs spool). ``interval``: how often
+    the committer moves buffered rows here (``lakeml.spool-interval-ms``).
     """
 
     def __init__(self, root: str | os.PathLike, *, fsync: bool = True, interval: float = 0.2):
@@ -106,12 +159,19 @@ class Spool:
         self._lock_fd: int | None = None
         self._pid: int | None = None
         self._mutex = threading.Lock()
-        self._paths: dict[str, Path] = {}
+        self._where: dict[str, Path] = {}  # batch id -> the log file holding it
+        self._live: dict[Path, set[str]] = {}  # log file -> its batches not yet committed
+        self._cur: tuple[Path, int] | None = None  # the log file being appended to, and its fd
+        self._cur_bytes = 0
         self.writes = 0
         self.rows = 0
         self.bytes = 0
         self.last_write_s = 0.0  # wall time of the last spool write (fsync included)
         self.failures = 0
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.root / QUARANTINE
 
     # -- owner ---------------------------------------------------------------------------------
     def _ensure_owner(self) -> Path:
@@ -120,57 +180,84 @@ class Spool:
             return self.dir
         # first write, or a forked child: a child must not write into its parent's spool
         self._pid = pid
-        self._paths = {}
+        self._where, self._live, self._cur, self._cur_bytes = {}, {}, None, 0
         self.dir = create_owner(self.root)
         self._lock_fd = _lock(self.dir)
         return self.dir
 
-    @property
-    def owner_id(self) -> str | None:
-        return self.dir.name if self.dir is not None else None
-
     # -- write path ----------------------------------------------------------------------------
     def write(self, batch: Any) -> None:
-        """Make ``batch`` (a committer Batch: table, data, batch_id) durable on local disk."""
-        import pyarrow as pa
+        """Make ``batch`` durable on local disk (see :meth:`write_many`)."""
+        self.write_many([batch])
 
+    def write_many(self, batches: list[Any]) -> None:
+        """Make ``batches`` (committer Batches: table, batch_id, data or payload) durable on local
+        disk: their records are appended to the current log file, then one ``fdatasync``."""
+        if not batches:
+            return
         start = time.perf_counter()
+        blob = b"".join(encode_record(b) for b in batches)
         with self._mutex:
             try:
                 d = self._ensure_owner()
             except (OSError, ConfigError) as e:
                 self.failures += 1
-                raise StorageError(f"cannot use the local spool under {self.root}: {e}") from e
-            name = f"{time.time_ns():020d}-{batch.table}-{batch.batch_id}{_SUFFIX}"
-            tmp = d / f".tmp-{name}"
-            meta = {b"lakeml.table": batch.table.encode(), b"lakeml.batch-id": batch.batch_id.encode(),
-                    b"lakeml.created-ms": str(getattr(batch, "created_ms", int(time.time() * 1000))).encode()}
-            data = batch.data.replace_schema_metadata({**(batch.data.schema.metadata or {}), **meta})
+                raise StorageError(f"cannot use the local spool under {self.root}: {e}. Set '{SPOOL_DIR}' "
+                                   "to a writable folder") from e
             try:
-                with open(tmp, "wb") as raw:
-                    with pa.ipc.new_file(raw, data.schema) as w:
-                        w.write_table(data)
-                    raw.flush()
+                path, fd = self._log_file(d)
+                pos = os.lseek(fd, 0, os.SEEK_END)
+                try:
+                    _write_all(fd, blob)
                     if self.fsync:
-                        os.fsync(raw.fileno())
-                final = d / name
-                os.replace(tmp, final)
-                if self.fsync:
-                    _fsync_dir(d)
+                        os.fdatasync(fd)
+                except OSError:
+                    os.ftruncate(fd, pos)  # no half record left behind (best effort)
+                    raise
                 _touch(d / "heartbeat")
             except OSError as e:
                 self.failures += 1
-                try:
-                    tmp.unlink()
-                except OSError:
-                    pass
+                self._close_current()
                 raise StorageError(f"could not write the local spool {d}: {e}. Free disk space or set "
                                    f"'{SPOOL_DIR}' to another folder ('off' disables the spool)") from e
-            self._paths[batch.batch_id] = final
+            live = self._live.setdefault(path, set())
+            for b in batches:
+                self._where[b.batch_id] = path
+                live.add(b.batch_id)
+                self.rows += b.num_rows
+            self._cur_bytes = pos + len(blob)
+            if self._cur_bytes >= ROTATE_BYTES:
+                self._close_current()
             self.writes += 1
-            self.rows += data.num_rows
-            self.bytes += final.stat().st_size
+            self.bytes += len(blob)
             self.last_write_s = time.perf_counter() - start
+
+    def _log_file(self, d: Path) -> tuple[Path, int]:
+        if self._cur is None:
+            path = d / f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}{_LOG_SUFFIX}"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            if self.fsync:
+                _fsync_dir(d)  # the new name is durable before any record in it is acknowledged
+            self._cur, self._cur_bytes = (path, fd), 0
+        return self._cur
+
+    def _close_current(self) -> None:
+        if self._cur is not None:
+            path, fd = self._cur
+            self._cur = None
+            try:
+                os.close(fd)
+            except OSError:  # pragma: no cover
+                pass
+            if not self._live.get(path):
+                self._drop(path)
+
+    def _drop(self, path: Path) -> None:
+        self._live.pop(path, None)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
 
     def heartbeat(self) -> None:
         """Record that the owner is alive (its last-seen time, used when it is found dead)."""
@@ -181,29 +268,53 @@ class Spool:
                 pass
 
     def mark_committed(self, batch: Any) -> None:
-        """The batch is in Iceberg: drop its segment."""
-        path = self._paths.pop(batch.batch_id, None) or getattr(batch, "spool_path", None)
-        if path is not None:
-            try:
-                Path(path).unlink()
-            except FileNotFoundError:
-                pass
+        """The batch is in Iceberg: forget it, and delete its log file once nothing in it is pending."""
+        with self._mutex:
+            path = self._where.pop(batch.batch_id, None)
+            if path is None:
+                old = getattr(batch, "spool_path", None)  # a one-batch file of an older spool
+                if old is not None and str(old).endswith(_SUFFIX):
+                    Path(old).unlink(missing_ok=True)
+                return
+            live = self._live.get(path)
+            if live is not None:
+                live.discard(batch.batch_id)
+                if not live:  # all committed (the current file too: the next write starts a new one)
+                    if self._cur is not None and self._cur[0] == path:
+                        self._close_current()
+                    else:
+                        self._drop(path)
 
     def segments(self) -> list[Segment]:
-        """This process's segments not yet committed."""
-        return list_segments(self.dir) if self.dir is not None else []
+        """This process's batches not yet committed."""
+        if self.dir is None:
+            return []
+        with self._mutex:
+            pending = set(self._where)
+        return [s for s in list_segments(self.dir) if s.batch_id in pending or s.offset is None]
 
     def close(self) -> None:
         """Release the spool; its folder is removed when nothing is left in it."""
         with self._mutex:
             if self.dir is None or self._pid != os.getpid():
                 return
-            if not list_segments(self.dir):
+            self._close_current()
+            if not self._where:
+                for p in list(self._live):
+                    self._drop(p)
+            if not any(s.batch_id in self._where or s.offset is None for s in list_segments(self.dir)):
                 remove_owner(self.dir)
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
             self.dir = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
 
 
 # -- owners -------------------------------------------------------------------------------------
@@ -315,13 +426,19 @@ def _try_lock(fd: int, d: Path) -> bool:
 
 
 def list_segments(d: Path) -> list[Segment]:
-    out = []
+    """Every batch spooled in owner folder ``d``: the records of its log files, then older ``.arrow`` files."""
+    out: list[Segment] = []
     try:
         names = sorted(os.listdir(d))
     except FileNotFoundError:
         return out
     for name in names:
-        if not name.endswith(_SUFFIX) or name.startswith("."):
+        if name.startswith("."):
+            continue
+        if name.endswith(_LOG_SUFFIX):
+            out.extend(read_log(d / name))
+            continue
+        if not name.endswith(_SUFFIX):
             continue
         stem = name[: -len(_SUFFIX)]
         ts, _, rest = stem.partition("-")

@@ -6,7 +6,7 @@ import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from lakeml.errors import ConfigError, MissingDependencyError, NotFoundError, StorageError
+from lakeml.errors import CommitError, ConfigError, MissingDependencyError, NotFoundError, StorageError
 from lakeml.storage.config import LakeConfig
 from lakeml.storage.contract import TableContract, load_contracts
 
@@ -104,7 +104,7 @@ class TableStore:
                 except TableAlreadyExistsError:  # another process won the race
                     tbl = self.catalog.load_table(ident)
             return evolve(tbl, c)
-        except (NotFoundError, ConfigError):
+        except (NotFoundError, ConfigError, CommitError):
             raise
         except Exception as e:
             raise StorageError(f"cannot open lakeml table {ident}: {type(e).__name__}: {e}. "
@@ -115,12 +115,49 @@ def append(tbl: "Table", data: Any, snapshot_properties: dict[str, str]) -> None
     """``tbl.append(data)`` without pyiceberg 0.12's deep copy of the whole table metadata on every
     read of ``Transaction.table_metadata`` (about 20 per append, each costing O(snapshots))."""
     with _cached_transaction_class()(tbl) as tx:
+        tx.lakeml_sort_order_id = sorted_order_id(tbl, data)  # recorded on the data files when sorted
         tx.append(data, snapshot_properties=snapshot_properties)
+
+
+def sorted_order_id(tbl: "Table", data: Any) -> int | None:
+    """The id of ``tbl``'s sort order if ``data`` is in that order, else None.
+
+    Only orders of ascending identity fields are checked (every lakeml contract's are); rows with
+    nulls in a sort column count as unsorted, so a file is never tagged with an order it breaks.
+    """
+    from lakeml.storage.committer import is_sorted
+
+    order = tbl.sort_order()
+    if order.is_unsorted or data.num_rows == 0:
+        return None
+    schema, cols = tbl.schema(), []
+    for f in order.fields:
+        name = schema.find_column_name(f.source_id)
+        if name is None or str(f.transform) != "identity" or str(f.direction.value) != "asc" or "." in name:
+            return None
+        cols.append(name)
+    return order.order_id if data.num_rows == 1 or is_sorted(data, cols) else None
+
+
+def with_sort_order(data_file: Any, order_id: int | None) -> Any:
+    """``data_file`` (a pyiceberg DataFile) tagged with ``order_id`` (pyiceberg's writer leaves it null)."""
+    if order_id is not None:
+        data_file[_sort_order_pos()] = order_id  # a Record: positions are its public setter
+    return data_file
+
+
+@lru_cache(maxsize=1)
+def _sort_order_pos() -> int:
+    from pyiceberg.manifest import DATA_FILE_TYPE
+
+    return [f.name for f in DATA_FILE_TYPE[2].fields].index("sort_order_id")
 
 
 @lru_cache(maxsize=1)
 def _cached_transaction_class() -> type:
     from pyiceberg.table import Transaction
+
+    from lakeml.storage._pyiceberg_compat import staged_updates, transaction_table
 
     staged_metadata = _staged_metadata_function()
 
@@ -128,10 +165,19 @@ def _cached_transaction_class() -> type:
         """Computes the staged metadata once per (base metadata, staged updates); both are immutable."""
 
         _lakeml_cache: tuple | None = None
+        lakeml_sort_order_id: int | None = None  # tag appended data files with it (see sorted_order_id)
+
+        def _append_snapshot_producer(self, *args: Any, **kwargs: Any) -> Any:
+            producer = super()._append_snapshot_producer(*args, **kwargs)
+            order_id = self.lakeml_sort_order_id
+            if order_id is not None:
+                add = producer.append_data_file
+                producer.append_data_file = lambda f: add(with_sort_order(f, order_id))
+            return producer
 
         @property
         def table_metadata(self):  # type: ignore[override]
-            base, updates = self._table.metadata, self._updates
+            base, updates = transaction_table(self).metadata, staged_updates(self)
             c = self._lakeml_cache
             if c is None or c[0] is not base or c[1] is not updates:
                 staged = staged_metadata(base, updates) if updates else base  # nothing staged yet: base
@@ -147,18 +193,19 @@ def _staged_metadata_function():
     from pyiceberg.table.update import update_table_metadata
 
     try:
-        from pyiceberg.table.update import _apply_table_update, _TableMetadataUpdateContext
         from pyiceberg.utils.datetime import datetime_to_millis
-    except ImportError:  # pragma: no cover - another pyiceberg version
+
+        from lakeml.storage._pyiceberg_compat import TableMetadataUpdateContext, apply_table_update
+    except ImportError:  # pragma: no cover - another pyiceberg version (tests/test_pyiceberg_compat.py says so)
         return update_table_metadata
 
     def staged(base, updates):
         from datetime import datetime
 
-        context = _TableMetadataUpdateContext()
+        context = TableMetadataUpdateContext()
         new = base
         for update in updates:
-            new = _apply_table_update(update, new, context)
+            new = apply_table_update(update, new, context)
         if context.has_changes() and base.last_updated_ms == new.last_updated_ms:
             new = new.model_copy(update={"last_updated_ms": datetime_to_millis(datetime.now().astimezone())})
         new.spec().check_compatible(new.schema())
@@ -168,20 +215,26 @@ def _staged_metadata_function():
     return staged
 
 
-def evolve(tbl: "Table", c: TableContract) -> "Table":
-    """Bring an existing table up to its contract, additively: add columns and docs, set properties."""
+def evolve(tbl: "Table", c: TableContract, *, deadline: float = 60.0) -> "Table":
+    """Bring an existing table up to its contract, additively: add columns and docs, set properties.
+
+    A concurrent change is retried (:func:`~lakeml.storage.retry.retry_commit`); raises
+    :class:`~lakeml.errors.CommitError` rather than returning a table that is not evolved."""
     from pyiceberg.exceptions import CommitFailedException
 
+    from lakeml.storage.retry import retry_commit
+
     want = c.schema()
-    for attempt in range(5):
+
+    def attempt(n: int) -> "Table":
+        if n:
+            tbl.refresh()
         have = tbl.schema()
         missing = [f for f in want.fields if _absent(have, f.name)]
         docs = [f for f in want.fields if not _absent(have, f.name)
                 and f.doc and have.find_field(f.name).doc != f.doc]
         props = {k: v for k, v in c.properties.items() if k != "format-version" and tbl.properties.get(k) != v}
-        if not (missing or docs or props):
-            return tbl
-        try:
+        if missing or docs or props:
             with tbl.transaction() as tx:
                 if missing or docs:
                     with tx.update_schema() as us:
@@ -191,10 +244,10 @@ def evolve(tbl: "Table", c: TableContract) -> "Table":
                             us.update_column(f.name, doc=f.doc)
                 if props:
                     tx.set_properties(props)
-            return tbl
-        except CommitFailedException:
-            tbl.refresh()
-    return tbl
+        return tbl
+
+    return retry_commit(attempt, what=f"evolving table {'.'.join(tbl.name())} to its contract",
+                        deadline=deadline, retry_on=(CommitFailedException,))
 
 
 def _absent(schema, name: str) -> bool:

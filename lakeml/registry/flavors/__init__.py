@@ -18,6 +18,8 @@ from lakeml.registry import mlmodel
 from lakeml.registry.signature import coerce
 
 FLAVORS = ("sklearn", "onnx", "python")
+#: Flavors whose loading runs no code from the model folder (ONNX is a graph of operators, not a pickle).
+SAFE_FLAVORS = ("onnx",)
 
 
 def _module(flavor: str) -> Any:
@@ -70,6 +72,18 @@ def save(model: Any, folder: Path, *, artifact_path: str, run_id: str | None, fl
     }
     mlmodel.write(folder, data)
     return data
+
+
+def check_safe(data: dict[str, Any], where: str) -> None:
+    """Refuse a model whose loading would run code stored with it (a pickle or shipped modules)."""
+    flavor = data.get("flavor")
+    if flavor not in SAFE_FLAVORS:
+        how = {"sklearn": "a joblib pickle", "python": "a cloudpickle or code shipped with the model"}.get(
+            str(flavor), "not known to be safe")
+        raise InvalidInputError(
+            f"refusing to load {where} with trusted=False: its flavor {flavor!r} is {how}, and loading it runs "
+            f"code chosen by whoever saved it. Load it with trusted=True only if you trust that lake, or log the "
+            f"model as ONNX (flavor='onnx'), which loads without running stored code")
 
 
 def load(folder: Path, data: dict[str, Any] | None = None) -> Any:

@@ -1,4 +1,10 @@
-"""Models as artifacts: log, load and inspect model folders; register the best run's model."""
+"""``lake.registry.models_io``: log, load and inspect model folders; register the best run's model.
+
+Loading runs code: the ``sklearn`` flavor is a joblib pickle and the ``python`` flavor a
+cloudpickle (or code shipped with the model). Load those only from a lake you trust; with
+``trusted=False`` they are refused and only ``onnx`` models (data, not code) load.
+See docs/registry.md, "Trust".
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from lakeml import validation as v
 from lakeml.errors import ConflictError, InvalidInputError, NotFoundError
@@ -16,11 +22,25 @@ from lakeml.registry import names
 from lakeml.registry.mlmodel import MLMODEL, ModelInfo
 from lakeml.registry.records import ModelVersion
 
+if TYPE_CHECKING:  # pragma: no cover
+    from lakeml.query.client import QueryClient
+    from lakeml.registry.client import RegistryClient
+    from lakeml.storage.artifacts import ArtifactStore
+    from lakeml.storage.config import LakeConfig
+    from lakeml.tracking.client import TrackingClient
 
-class ModelIOMixin:
+
+class ModelIO:
     """Saving models with an MLmodel file under a run, and loading them back from any model URI."""
 
-    # -- models as artifacts ------------------------------------------------------------------
+    def __init__(self, registry: "RegistryClient", tracking: "TrackingClient", query: "QueryClient",
+                 artifacts: "ArtifactStore", config: "LakeConfig"):
+        self.registry = registry
+        self.tracking = tracking
+        self.query = query
+        self.artifacts = artifacts
+        self.config = config
+
     def log_model(self, run_id: str, model: Any, artifact_path: str = "model", *, flavor: str | None = None,
                   signature: Any = None, input_example: Any = None, pip_requirements: list[str] | None = None,
                   extra_pip_requirements: list[str] | None = None, code_paths: list[str] | None = None,
@@ -39,7 +59,7 @@ class ModelIOMixin:
             raise InvalidInputError("artifact_path must name a folder inside the run, e.g. 'model'")
         if registered_model_name is not None:
             names.model_name(registered_model_name)
-        run_uri = self.artifact_uri(run_id)
+        run_uri = self.tracking.artifact_uri(run_id)
         if any(True for _ in self.artifacts.walk(run_uri, path)):
             raise ConflictError(f"run {run_id} already has artifacts at {path!r}; log the model under another "
                                 "artifact_path (logged models are never overwritten)")
@@ -49,25 +69,25 @@ class ModelIOMixin:
                                 input_example=input_example, pip_requirements=pip_requirements,
                                 extra_pip_requirements=extra_pip_requirements, code_paths=code_paths,
                                 metadata=dict(metadata or {}))
-            self.log_artifacts(run_id, tmp, path)
+            self.tracking.log_artifacts(run_id, tmp, path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         info = ModelInfo.from_mlmodel(data, f"runs:/{run_id}/{path}")
         if registered_model_name is not None:
-            mv = self.register_model(registered_model_name, run_id=run_id, artifact_path=path)
+            mv = self.registry.register_model(registered_model_name, run_id=run_id, artifact_path=path)
             info = dataclasses.replace(info, registered_version=mv.version)
         return info
 
-    def _model_location(self, uri: str) -> tuple[str, str]:
+    def model_location(self, uri: str) -> tuple[str, str]:
         """``(storage URI of the model folder, canonical model URI)`` for any accepted model URI."""
         parsed = names.parse_model_uri(uri)
         if parsed.scheme == "models":
-            mv = self._state_now().resolve(parsed.ref)
+            mv = self.registry.state().resolve(parsed.ref)
             return mv.source_uri, mv.model_uri
         if parsed.scheme == "runs":
             from lakeml.storage.artifacts import clean_artifact_path
 
-            base = self.artifact_uri(parsed.run_id)
+            base = self.tracking.artifact_uri(parsed.run_id)
             path = clean_artifact_path(parsed.path)
             return (f"{base}/{path}" if path else base), uri
         loc = parsed.location
@@ -79,7 +99,7 @@ class ModelIOMixin:
         from lakeml.registry import mlmodel
         from lakeml.storage.artifacts import ArtifactStore
 
-        loc, canonical = self._model_location(uri)
+        loc, canonical = self.model_location(uri)
         if loc.startswith("file://") and Path(loc[7:]).is_dir():
             folder = Path(loc[7:])
         else:
@@ -98,15 +118,22 @@ class ModelIOMixin:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def load_model(self, uri: str, *, dst_path: str | os.PathLike | None = None) -> Any:
+    def load_model(self, uri: str, *, dst_path: str | os.PathLike | None = None, trusted: bool = True) -> Any:
         """Load a model from ``models:/name/3``, ``models:/name@alias``, ``models:/name/latest``,
-        ``runs:/<run_id>/model``, or a model folder (path, file:// or s3:// URI)."""
+        ``runs:/<run_id>/model``, or a model folder (path, file:// or s3:// URI).
+
+        Loading a ``sklearn`` or ``python`` model unpickles it, which runs code chosen by whoever
+        saved it. With ``trusted=False`` such models are refused (:class:`~lakeml.errors.InvalidInputError`)
+        and only ``onnx`` models load: use that for models from a lake you do not fully trust.
+        """
         from lakeml.registry import flavors
 
         keep = dst_path is not None
         tmp = Path(dst_path) if keep else Path(tempfile.mkdtemp(prefix="lakeml-model-"))
         try:
             folder, data, _ = self._fetch_model(uri, tmp)
+            if not trusted:
+                flavors.check_safe(data, uri)
             if (data.get("flavors") or {}).get(data["flavor"], {}).get("code_dir"):
                 keep = True  # its code must stay importable
             return flavors.load(folder, data)
@@ -125,7 +152,7 @@ class ModelIOMixin:
         if mode not in ("max", "min"):
             raise InvalidInputError(f"mode must be 'max' or 'min', got {mode!r}")
         v.validate_key(metric, "metric")
-        runs = self.search_runs(experiment, filter_string=filter_string, max_results=100_000)
+        runs = self.query.search_runs(experiment, filter_string=filter_string, max_results=100_000)
         col = f"metrics.{metric}"
         if runs.height == 0 or col not in runs.columns:
             where = f"experiment {experiment!r}" if experiment else "the lake"
@@ -133,19 +160,16 @@ class ModelIOMixin:
         cands = [r for r in runs.select("run_id", col).iter_rows() if r[1] is not None and not math.isnan(r[1])]
         cands.sort(key=lambda r: r[1], reverse=(mode == "max"))
         for run_id, _ in cands:
-            run_uri = self.artifact_uri(run_id)
+            run_uri = self.tracking.artifact_uri(run_id)
             if f"{artifact_path}/{MLMODEL}" not in set(self.artifacts.walk(run_uri, artifact_path)):
                 continue
-            existing = [mv for mv in self._registered_versions(name) if mv.run_id == run_id
+            existing = [mv for mv in self.registry.registered_versions(name) if mv.run_id == run_id
                         and mv.artifact_path == artifact_path]
-            mv = existing[0] if existing else self.register_model(name, run_id=run_id, artifact_path=artifact_path)
+            mv = existing[0] if existing else self.registry.register_model(name, run_id=run_id,
+                                                                            artifact_path=artifact_path)
             if alias:
-                self.set_alias(name, alias, mv.version)
-                mv = self.get_model_version(name, mv.version)
+                self.registry.set_alias(name, alias, mv.version)
+                mv = self.registry.get_model_version(name, mv.version)
             return mv
         raise NotFoundError(f"no run with metric {metric!r} stored a model at {artifact_path!r}; log one with "
                             "lakeml.log_model(model, artifact_path)")
-
-    def _registered_versions(self, name: str) -> list[ModelVersion]:
-        st = self._state_now()
-        return st.list_versions(name) if name in st.models else []

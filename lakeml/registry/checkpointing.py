@@ -1,4 +1,4 @@
-"""Training checkpoints of a run: store, list and load them under a retention policy."""
+"""``lake.registry.checkpoints``: store, list and load a run's training checkpoints under a retention policy."""
 
 from __future__ import annotations
 
@@ -6,22 +6,39 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from lakeml import validation as v
 from lakeml.clock import us_to_datetime
 from lakeml.errors import ConflictError, InvalidInputError, NotFoundError
 from lakeml.registry.checkpoints import Checkpoint, RetentionPolicy, step_folder
 
+if TYPE_CHECKING:  # pragma: no cover
+    from lakeml.query.client import QueryClient
+    from lakeml.storage.artifacts import ArtifactStore
+    from lakeml.storage.committer import RowBuffer
+    from lakeml.tracking.client import TrackingClient
 
-class CheckpointsMixin:
-    """Checkpoints of a run, stored as artifacts and recorded in the ``checkpoints`` table."""
 
-    # -- checkpoints --------------------------------------------------------------------------
-    def log_checkpoint(self, run_id: str, obj_or_path: Any, *, step: int, metric: float | Mapping[str, float] | None = None,
-                       metric_key: str | None = None, mode: str = "min", keep_last: int = 2,
-                       keep_best: int = 1) -> Checkpoint:
+class Checkpoints:
+    """Checkpoints of runs, stored as artifacts and recorded in the ``checkpoints`` table."""
+
+    def __init__(self, tracking: "TrackingClient", query: "QueryClient", artifacts: "ArtifactStore",
+                 buffer: "RowBuffer", *, clock: Callable[[], int], before_read: Callable[[], None]):
+        self.tracking = tracking
+        self.query = query
+        self.artifacts = artifacts
+        self._buffer = buffer
+        self.clock = clock
+        self.before_read = before_read
+        self._live: dict[str, list[Checkpoint]] = {}  # run id -> checkpoints still stored (after the first read)
+        self._lock = threading.Lock()
+
+    def log_checkpoint(self, run_id: str, obj_or_path: Any, *, step: int,
+                       metric: float | Mapping[str, float] | None = None, metric_key: str | None = None,
+                       mode: str = "min", keep_last: int = 2, keep_best: int = 1) -> Checkpoint:
         """Store a checkpoint of the run at ``step`` and apply the retention policy.
 
         ``obj_or_path``: a file or folder path (stored as is) or any object (stored with joblib).
@@ -33,8 +50,8 @@ class CheckpointsMixin:
 
         policy = RetentionPolicy(keep_last, keep_best, mode)
         step = v.step_value(step, "checkpoint")
-        key, value = self._checkpoint_metric(metric, metric_key)
-        run_uri = self.artifact_uri(run_id)
+        key, value = _checkpoint_metric(metric, metric_key)
+        run_uri = self.tracking.artifact_uri(run_id)
         live = self._live_checkpoints(run_id)
         if any(c.step == step for c in live):
             raise ConflictError(f"run {run_id} already has a checkpoint at step {step}; checkpoints are not "
@@ -61,44 +78,31 @@ class CheckpointsMixin:
         now = self.clock()
         ck = Checkpoint(run_id, step, folder, f"{run_uri}/{folder}", key, value, mode, sum(o.size for o in objs),
                         digest, us_to_datetime(now))
-        buf = self.committer.buffer("checkpoints")
-        buf.add((run_id, step, "saved", ck.path, ck.uri, key, value, mode, ck.size, ck.sha256, None, now))
+        self._buffer.add((run_id, step, "saved", ck.path, ck.uri, key, value, mode, ck.size, ck.sha256, None, now))
         live.append(ck)
         kept, pruned = policy.split(live)
         for old, reason in pruned:
             self.artifacts.delete(old.uri)
-            buf.add((run_id, old.step, "pruned", old.path, old.uri, old.metric_key, old.metric_value, mode, old.size,
-                     old.sha256, reason, self.clock()))
+            self._buffer.add((run_id, old.step, "pruned", old.path, old.uri, old.metric_key, old.metric_value, mode,
+                              old.size, old.sha256, reason, self.clock()))
         live[:] = kept
         return ck
-
-    @staticmethod
-    def _checkpoint_metric(metric: Any, metric_key: str | None) -> tuple[str | None, float | None]:
-        if metric is None:
-            return (v.validate_key(metric_key, "metric") if metric_key else None), None
-        if isinstance(metric, Mapping):
-            if len(metric) != 1:
-                raise InvalidInputError(f"metric must be one value or a one-item dict like {{'val_loss': 0.3}}, got "
-                                        f"{len(metric)} items")
-            (k, val), = metric.items()
-            return v.validate_key(k, "metric"), v.metric_value(val, k)
-        key = v.validate_key(metric_key or "metric", "metric")
-        return key, v.metric_value(metric, key)
 
     def _live_checkpoints(self, run_id: str) -> list[Checkpoint]:
         """Checkpoints of the run that are still stored (cached per client after the first read)."""
         v.validate_run_id(run_id)
-        cache = self.__dict__.setdefault("_checkpoint_cache", {})
-        if run_id not in cache:
-            self._state(run_id)
-            cache[run_id] = [c for c in self.list_checkpoints(run_id)]
-        return cache[run_id]
+        if run_id not in self._live:
+            self.tracking.run_state(run_id)
+            found = self.list_checkpoints(run_id)
+            with self._lock:
+                self._live.setdefault(run_id, found)
+        return self._live[run_id]
 
     def list_checkpoints(self, run_id: str, *, include_pruned: bool = False) -> list[Checkpoint]:
         """The run's checkpoints still in storage (or all ever saved), by step."""
         v.validate_run_id(run_id)
-        self._read_ready()
-        rows = self.engine.arrow(
+        self.before_read()
+        rows = self.query.engine.arrow(
             "SELECT s.*, p.step IS NOT NULL AS pruned FROM (SELECT * FROM lakeml.checkpoints WHERE run_id = $1 "
             "AND event = 'saved') s LEFT JOIN (SELECT DISTINCT step FROM lakeml.checkpoints WHERE run_id = $1 "
             "AND event = 'pruned') p USING (step) ORDER BY s.step", [run_id], tables=["checkpoints"]).to_pylist()
@@ -131,7 +135,7 @@ class CheckpointsMixin:
                                     f"{', '.join(str(c.step) for c in live)})")
             ck = match[0]
         dst = Path(dst_path) if dst_path is not None else Path(tempfile.mkdtemp(prefix="lakeml-ckpt-"))
-        folder = Path(self.artifacts.download(self.artifact_uri(run_id), ck.path, dst))
+        folder = Path(self.artifacts.download(self.tracking.artifact_uri(run_id), ck.path, dst))
         files = [p for p in folder.rglob("*") if p.is_file()]
         if len(files) == 1 and files[0].name == "checkpoint.joblib":
             obj = joblib.load(files[0])
@@ -139,3 +143,16 @@ class CheckpointsMixin:
                 shutil.rmtree(dst, ignore_errors=True)
             return obj
         return files[0] if len(files) == 1 else folder
+
+
+def _checkpoint_metric(metric: Any, metric_key: str | None) -> tuple[str | None, float | None]:
+    if metric is None:
+        return (v.validate_key(metric_key, "metric") if metric_key else None), None
+    if isinstance(metric, Mapping):
+        if len(metric) != 1:
+            raise InvalidInputError(f"metric must be one value or a one-item dict like {{'val_loss': 0.3}}, got "
+                                    f"{len(metric)} items")
+        (k, val), = metric.items()
+        return v.validate_key(k, "metric"), v.metric_value(val, k)
+    key = v.validate_key(metric_key or "metric", "metric")
+    return key, v.metric_value(metric, key)

@@ -5,7 +5,8 @@ table (pyarrow, polars, pandas: anything ``pyarrow.table()`` accepts) or a dict
 of columns: ``key`` (a column, or one string for every row), ``value``, and
 optionally ``step`` (default 0) and ``timestamp`` (ms since the epoch, default
 now). It is validated column by column and buffered as one Arrow table, with no
-per-point Python work.
+per-point Python work; a column that breaks a rule is reported by the same
+:mod:`lakeml.validation` function (and message) as a single ``log_metric`` call.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def metric_table(run_id: str, metrics: Any, now_us: int, schema: "pa.Schema") ->
         for k in pc.unique(key).to_pylist():
             v.validate_key(k, "metric")
 
+    key_name = cols["key"] if isinstance(cols["key"], str) else "value"
     if not (pa.types.is_floating(value.type) or pa.types.is_integer(value.type) or pa.types.is_decimal(value.type)):
+        _first_refused(value, lambda x: v.metric_value(x, key_name))
         raise InvalidInputError(f"columnar metrics: 'value' must be numbers, got {value.type} (use log_param or "
                                 "set_tag for text)")
     _no_nulls(value, "value")
@@ -69,8 +72,10 @@ def metric_table(run_id: str, metrics: Any, now_us: int, schema: "pa.Schema") ->
         _no_nulls(step, "step")
         if pa.types.is_floating(step.type):
             if n and not pc.all(pc.equal(pc.floor(step), step)).as_py():
+                _first_refused(pc.filter(step, pc.not_equal(pc.floor(step), step)), lambda x: v.step_value(x, key_name))
                 raise InvalidInputError("columnar metrics: 'step' holds fractional numbers; steps are integers")
         elif not pa.types.is_integer(step.type):
+            _first_refused(step, lambda x: v.step_value(x, key_name))
             raise InvalidInputError(f"columnar metrics: 'step' must be integers, got {step.type}")
         step = _cast(step, pa.int64(), "step")
 
@@ -94,6 +99,13 @@ def metric_table(run_id: str, metrics: Any, now_us: int, schema: "pa.Schema") ->
     run = pa.repeat(pa.scalar(run_id, pa.large_string()), n)
     arrays = {"run_id": run, "key": key, "value": value, "step": step, "timestamp": ts}
     return pa.Table.from_arrays([_chunked(arrays[f.name]).cast(f.type) for f in schema], schema=schema)
+
+
+def _first_refused(col: Any, check: Any) -> None:
+    """Run the per-point rule of lakeml.validation on the column's first value, so a bad column gets the
+    same error as one bad ``log_metric`` call (the caller raises its own if that value passes)."""
+    if len(col):
+        check(col[0].as_py())
 
 
 def _columns(metrics: Any) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Table-health methods of the client: ``Lake.maintain``, ``Lake.recover``, ``Lake.sync``."""
+"""``lake.maintenance``: keep the tables healthy (maintain), commit dead processes' spools (recover),
+make buffered rows crash-safe (sync), and the spool and automatic maintainer a committer is built with."""
 
 from __future__ import annotations
 
@@ -6,49 +7,48 @@ import logging
 import threading
 import time
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
+from lakeml.errors import InvalidInputError
 from lakeml.storage.maintenance import (DEFAULT_ORPHAN_AGE_MS, AutoMaintainer, MaintenanceReport, Progress,
                                         existing_tables, maintain_table, now_ms_from, parse_duration_ms)
 from lakeml.storage.recovery import RecoveryReport, recover
-from lakeml.storage.retry import with_storage_defaults
-from lakeml.errors import InvalidInputError
 from lakeml.storage.spool import SPOOL_INTERVAL, Spool, has_dead_owners, spool_root
 
 if TYPE_CHECKING:  # pragma: no cover
+    from lakeml.storage.committer import Committer
     from lakeml.storage.config import LakeConfig
     from lakeml.storage.tables import TableStore
 
 log = logging.getLogger("lakeml.health")
 
 
-class HealthMixin:
-    """Methods of :class:`~lakeml.client.lake.Lake` that keep the tables healthy."""
+def committer_parts(config: "LakeConfig", store: "TableStore") -> tuple[Spool | None, AutoMaintainer | None]:
+    """The spool and the automatic maintainer for a new committer (either may be off)."""
+    root = spool_root(config)
+    try:
+        interval = max(0.01, float(config.properties.get(SPOOL_INTERVAL, 200)) / 1000)
+    except ValueError:
+        raise InvalidInputError(f"{SPOOL_INTERVAL}={config.properties[SPOOL_INTERVAL]!r} is not a number of "
+                                "milliseconds; use e.g. 200") from None
+    spool = Spool(root, interval=interval) if root is not None else None
+    return spool, AutoMaintainer.from_config(store, config.properties)
 
-    store: "TableStore"
-    config: "LakeConfig"
-    committer: Any
-    clock: Any
 
-    # -- wiring (called from Lake.__init__) ----------------------------------------------------
-    _storage_defaults = staticmethod(with_storage_defaults)
+class Maintenance:
+    """Table health of one lake. Starts recovering dead processes' spools in the background when built."""
 
-    @staticmethod
-    def _health_parts(config: "LakeConfig", store: "TableStore") -> tuple[Spool | None, AutoMaintainer | None]:
-        """The spool and the automatic maintainer for a new committer (either may be off)."""
-        root = spool_root(config)
-        try:
-            interval = max(0.01, float(config.properties.get(SPOOL_INTERVAL, 200)) / 1000)
-        except ValueError:
-            raise InvalidInputError(f"{SPOOL_INTERVAL}={config.properties[SPOOL_INTERVAL]!r} is not a number of "
-                                    "milliseconds; use e.g. 200") from None
-        spool = Spool(root, interval=interval) if root is not None else None
-        return spool, AutoMaintainer.from_config(store, config.properties)
-
-    def _start_recovery(self) -> None:
-        """Recover dead processes' spools in the background, if there are any."""
+    def __init__(self, config: "LakeConfig", store: "TableStore", committer: "Committer", *,
+                 clock: Callable[[], int]):
+        self.config = config
+        self.store = store
+        self.committer = committer
+        self.clock = clock
         self._recovery_thread: threading.Thread | None = None
         self._recovery_report: RecoveryReport | None = None
+        self._start_recovery()
+
+    def _start_recovery(self) -> None:
         root = spool_root(self.config)
         try:
             if not has_dead_owners(root):
@@ -59,23 +59,25 @@ class HealthMixin:
 
         def run() -> None:
             try:
-                self._recovery_report = recover(self.store, root, deadline=self.committer.deadline,
-                                                clock_us=self.clock)
-                if self._recovery_report.rows or self._recovery_report.runs_killed:
+                report = recover(self.store, root, deadline=self.committer.deadline, clock_us=self.clock)
+                self._recovery_report = report
+                if report.rows or report.runs_killed:
                     log.warning("lakeml recovered %d rows of %d dead process(es); runs marked KILLED: %s",
-                                self._recovery_report.rows, len(self._recovery_report.owners),
-                                ", ".join(self._recovery_report.runs_killed) or "none")
+                                report.rows, len(report.owners), ", ".join(report.runs_killed) or "none")
             except Exception as e:  # pragma: no cover - reported, never raised in a daemon thread
                 log.warning("background spool recovery failed: %s: %s", type(e).__name__, e)
 
         self._recovery_thread = threading.Thread(target=run, name="lakeml-recovery", daemon=True)
         self._recovery_thread.start()
 
-    # -- public API ----------------------------------------------------------------------------
     def sync(self) -> int:
         """Make everything logged so far durable in the local spool (fsync), without waiting for
         Iceberg; returns the rows written. After it returns, a crash of this process loses none of
-        them: the next lakeml process on this machine (or ``lakeml recover``) commits them."""
+        them: the next lakeml process on this machine (or ``lakeml recover``) commits them.
+
+        Raises :class:`~lakeml.errors.StorageError` when that cannot be promised: the spool is
+        switched off (``lakeml.spool=off``) or writing it failed. Use :meth:`Lake.flush` then.
+        """
         return self.committer.sync()
 
     def recover(self, *, timeout: float | None = None) -> RecoveryReport:
@@ -85,15 +87,13 @@ class HealthMixin:
         Spools of live processes are never touched. Also waits for the recovery that
         ``connect()`` started in the background, and includes its result.
         """
-        t = getattr(self, "_recovery_thread", None)
-        if t is not None:
-            t.join(timeout)
+        if self._recovery_thread is not None:
+            self._recovery_thread.join(timeout)
         report = recover(self.store, spool_root(self.config),
                          deadline=timeout if timeout is not None else self.committer.deadline, clock_us=self.clock)
-        earlier = getattr(self, "_recovery_report", None)
+        earlier, self._recovery_report = self._recovery_report, None
         if earlier is not None:
             report.owners = earlier.owners + report.owners
-            self._recovery_report = None
         return report
 
     def maintain(self, tables: str | Iterable[str] | None = None, *, dry_run: bool = False,

@@ -1,21 +1,30 @@
-"""Deployments of model versions and lineage: version -> run -> inputs, and back from a table to models."""
+"""``lake.registry.deployments``: where versions run, and lineage (version -> run -> inputs, and back)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakeml import validation as v
-from lakeml.client.ledger_api import _text
 from lakeml.errors import InvalidInputError
 from lakeml.registry import changes, names
+from lakeml.registry.args import text_arg
 from lakeml.registry.records import Deployment, ModelLineage, ModelVersion, TrainedModel
 
+if TYPE_CHECKING:  # pragma: no cover
+    from lakeml.query.client import QueryClient
+    from lakeml.registry.client import RegistryClient
+    from lakeml.tracking.client import TrackingClient
 
-class LineageMixin:
-    """Where model versions run, what they were trained on, and which models a table fed."""
 
-    # -- deployments --------------------------------------------------------------------------
+class Deployments:
+    """Deployments of model versions and model lineage, recorded in the registry ledger."""
+
+    def __init__(self, registry: "RegistryClient", tracking: "TrackingClient", query: "QueryClient"):
+        self.registry = registry
+        self.tracking = tracking
+        self.query = query
+
     def record_deployment(self, name: str, version: int, *, environment: str, service: str,
                           service_version: str | None = None, replace: bool = True) -> Deployment:
         """Record that ``version`` now runs in ``environment`` inside ``service`` (``service_version``).
@@ -25,21 +34,23 @@ class LineageMixin:
         """
         if service_version is not None:
             service_version = v.tag_value(service_version, "service_version")
-        return self._commit(changes.deploy, name=names.model_name(name), version=names.version(version),
-                            environment=names.environment(environment), service=names.environment(service, "service"),
-                            service_version=service_version, replace=bool(replace), facts=self._facts_fn())
+        return self.registry.commit(
+            changes.deploy, name=names.model_name(name), version=names.version(version),
+            environment=names.environment(environment), service=names.environment(service, "service"),
+            service_version=service_version, replace=bool(replace), facts=self.registry.gate_facts())
 
     def retire_deployment(self, name: str, *, environment: str | None = None, service: str | None = None,
                           deployment_id: str | None = None, reason: str | None = None) -> list[Deployment]:
         """Mark the matching active deployments of ``name`` as retired; returns them."""
-        return self._commit(changes.retire, name=names.model_name(name),
-                            environment=names.environment(environment) if environment else None,
-                            service=names.environment(service, "service") if service else None,
-                            deployment_id=deployment_id, reason=_text(reason, "reason"))
+        return self.registry.commit(changes.retire, name=names.model_name(name),
+                                    environment=names.environment(environment) if environment else None,
+                                    service=names.environment(service, "service") if service else None,
+                                    deployment_id=deployment_id, reason=text_arg(reason, "reason"))
 
     def list_deployments(self, name: str | None = None, *, environment: str | None = None,
                          active_only: bool = True) -> list[Deployment]:
-        st = self._state_now()
+        """Deployments (of ``name``, in ``environment``): the active ones, or all with ``active_only=False``."""
+        st = self.registry.state()
         if name is not None:
             st.model(names.model_name(name))
         if active_only:
@@ -48,17 +59,16 @@ class LineageMixin:
                        and (environment is None or d.environment == environment)),
                       key=lambda d: (d.model_name, d.deployed_at or datetime.min))
 
-    # -- lineage ------------------------------------------------------------------------------
     def model_lineage(self, name: str, version: int | str | None = None) -> ModelLineage:
         """Version -> run -> params, metrics, code version (git commit) and the exact input snapshots."""
-        st = self._state_now()
-        mv = st.resolve(self._ref(name, version))
+        st = self.registry.state()
+        mv = st.resolve(self.registry.ref(name, version))
         deps = st.active_deployments(mv.model_name, version=mv.version)
         base = dict(model_name=mv.model_name, version=mv.version, model_uri=mv.model_uri, source_uri=mv.source_uri,
                     flavor=mv.flavor, aliases=mv.aliases, deployments=deps, run_id=mv.run_id)
         if mv.run_id is None:
             return ModelLineage(**base)
-        run = self.get_run(mv.run_id)
+        run = self.tracking.get_run(mv.run_id)
         return ModelLineage(**base, run_name=run.run_name, experiment_name=run.experiment_name,
                             status=run.status.value, user=run.user, source=run.source, git_commit=run.git_commit,
                             params=dict(run.params), metrics=dict(run.metrics), tags=dict(run.tags),
@@ -70,17 +80,17 @@ class LineageMixin:
             raise InvalidInputError(f"table {table!r} must be an identifier 'namespace.table'")
         if snapshot_id is not None and (isinstance(snapshot_id, bool) or not isinstance(snapshot_id, int)):
             raise InvalidInputError(f"snapshot_id must be an integer, got {snapshot_id!r}")
-        self._read_ready()
+        self.query.before_read()
         sql = ("SELECT DISTINCT run_id, table_identifier, snapshot_id, role FROM lakeml.inputs "
                "WHERE kind = 'iceberg' AND (table_identifier = $1 OR name = $1)")
         args: list[Any] = [table]
         if snapshot_id is not None:
             sql += " AND snapshot_id = $2"
             args.append(snapshot_id)
-        rows = self.engine.arrow(sql, args, tables=["inputs"]).to_pylist()
+        rows = self.query.engine.arrow(sql, args, tables=["inputs"]).to_pylist()
         if not rows and snapshot_id is None:
-            self._load_foreign_table(table)  # NotFoundError for a table that does not exist at all
-        st = self._state_now()
+            self.tracking.inputs.load_table(table)  # NotFoundError for a table that does not exist at all
+        st = self.registry.state()
         by_run: dict[str, list[ModelVersion]] = {}
         for vs in st.versions.values():
             for mv in vs.values():

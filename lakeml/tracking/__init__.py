@@ -1,0 +1,1 @@
+"""Tracking: experiments, runs, the logging verbs, run artifacts and inputs (``lake.tracking``)."""
