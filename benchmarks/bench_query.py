@@ -11,6 +11,12 @@ takes a while the first time; the data folder is reused afterwards)::
 
     python benchmarks/bench_query.py --scale [--runs 100000 --points 1000]
 
+The same queries on pyiceberg's SQL catalog in PostgreSQL (a team's set-up) beside SQLite
+(lakeml only; starts a throw-away PostgreSQL like the tests do, tests/servers.py, and registers
+the very same tables in it, so both catalogs read identical files)::
+
+    python benchmarks/bench_query.py --postgres [--runs 2000]
+
 Every timing is the median of several repetitions after one warm-up call in the
 same process; "first query" is the first call of a fresh client (it includes opening the
 catalog, loading the DuckDB extensions and building the in-memory copies). The metric
@@ -174,6 +180,78 @@ def _mlflow_best(eid: str) -> dict:
     return df.groupby("params.p1")["metrics.m0"].max().to_dict()
 
 
+# -- PostgreSQL beside SQLite -------------------------------------------------------------------
+def catalogs(args) -> None:
+    """Search and metric history with the catalog in SQLite (embedded) and in PostgreSQL."""
+    import lakeml
+    from tests.servers import PostgresServer
+
+    root = Path(args.data or Path(tempfile.gettempdir()) / "lakeml-bench-query")
+    shape = Shape(runs=args.runs)
+    wh = root / "lakeml"
+    if not (root / f"ready-{shape.runs}").exists() and not (root / f"ready-lakeml-{shape.runs}").exists():
+        def into_lakeml() -> None:
+            with lakeml.connect(warehouse=wh, commit_interval=1.0) as lake:
+                load_lakeml(lake, shape)
+
+        prepare(root, root / f"ready-lakeml-{shape.runs}", f"loading {shape.runs:,} runs x {shape.params} params x "
+                f"{shape.metrics} metrics x {shape.steps} steps", {"lakeml": into_lakeml})
+
+    t0 = time.perf_counter()
+    with PostgresServer() as pg:
+        started = time.perf_counter() - t0
+        uri = pg.create_database("bench")
+        with lakeml.connect(warehouse=wh) as lite:  # register the SQLite catalog's tables in PostgreSQL
+            from pyiceberg.catalog.sql import SqlCatalog
+
+            src = lite.store.catalog
+            dst = SqlCatalog(lite.config.catalog_name, uri=uri, warehouse=wh.as_uri())
+            for ns in src.list_namespaces():
+                dst.create_namespace(ns)
+                for ident in src.list_tables(ns):
+                    dst.register_table(ident, src.load_table(ident).metadata_location)
+            lite.search_runs(EXPERIMENT, FILTER)  # imports and DuckDB extensions: no client below pays them
+        print(f"PostgreSQL {pg.psql('SHOW server_version').strip()} started in {started:.1f}s; "
+              f"the same {shape.runs:,}-run tables registered in it")
+        results = {}
+        for name, kwargs in (("sqlite", {"warehouse": wh}),
+                             ("postgres", {"type": "sql", "uri": uri, "warehouse": wh.as_uri()})):
+            os.environ["LAKEML_CACHE_DIR"] = tempfile.mkdtemp(prefix="lakeml-bench-cache-")  # same start
+            results[name] = _read_path(lakeml.connect(**kwargs), shape)
+    print(f"\n{'query (median ms)':<52}{'sqlite':>10}{'postgres':>10}{'pg/sqlite':>11}")
+    print("-" * 83)
+    for key, label in (("cold", "first search of a fresh client (engine start)"),
+                       ("search", "filtered run search"),
+                       ("history_loop", "metric history of 100 runs (100 calls)"),
+                       ("history_batch", "metric history of 100 runs (1 batched call)"),
+                       ("best", "best final m0 per value of p1 (SQL)")):
+        a, b = results["sqlite"][key][0], results["postgres"][key][0]
+        print(f"{label:<52}{a:>8.1f}ms{b:>8.1f}ms{b / a:>10.2f}x")
+    same = all(results["sqlite"][k][1] == results["postgres"][k][1] for k in ("search", "history_batch", "best"))
+    print(f"\nsanity: identical answers on both catalogs: {same}")
+
+
+def _read_path(lake, shape: Shape) -> dict:
+    """(ms, answer) per read query on ``lake``; closes it."""
+    try:
+        out = {"cold": once(lambda: lake.search_runs(EXPERIMENT, FILTER))}
+        ms, df = timed(lambda: lake.search_runs(EXPERIMENT, FILTER))
+        out["search"] = (ms, df.height)
+        names = ", ".join(repr(f"run-{i}") for i in range(0, shape.runs, max(1, shape.runs // 100)))
+        ids = lake.sql(f"SELECT run_id FROM lakeml.runs_latest WHERE run_name IN ({names})")["run_id"].to_list()[:100]
+        lake.get_metric_history(ids[0], "m0")
+        ms, hist = timed(lambda: [lake.get_metric_history(r, "m0") for r in ids], reps=3)
+        out["history_loop"] = (ms, sum(h.height for h in hist))
+        ms, hb = timed(lambda: lake.metric_histories(ids, "m0"))
+        out["history_batch"] = (ms, hb.height)
+        ms, best = timed(lambda: lake.sql(BEST_SQL))
+        out["best"] = (ms, sorted((r["p1"], round(r["best_m0"], 9)) for r in best.iter_rows(named=True)))
+        out["cold"] = (out["cold"][0], None)
+        return out
+    finally:
+        lake.close()
+
+
 # -- scale ----------------------------------------------------------------------------------------
 def scale(args) -> None:
     import lakeml
@@ -234,6 +312,8 @@ def scale(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", action="store_true", help="lakeml alone at 100k runs / 100M metric points")
+    ap.add_argument("--postgres", action="store_true",
+                    help="search and history with the catalog in PostgreSQL beside SQLite (lakeml only)")
     ap.add_argument("--runs", type=int, default=None, help="number of runs (2,000; --scale: 100,000)")
     ap.add_argument("--points", type=int, default=1000, help="--scale: metric points per run")
     ap.add_argument("--data", default=None, help="data folder (reused across invocations)")
@@ -241,6 +321,9 @@ def main() -> None:
     os.environ.setdefault("PYICEBERG_HOME", tempfile.gettempdir())
     if args.scale:
         scale(args)
+    elif args.postgres:
+        args.runs = args.runs or 2000
+        catalogs(args)
     else:
         args.runs = args.runs or 2000
         side_by_side(args)

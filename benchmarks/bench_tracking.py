@@ -532,6 +532,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes for a fast look")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--c-runs", type=int, default=None)
+    ap.add_argument("--f-procs", type=int, default=None, help="processes of (f), one run each")
+    ap.add_argument("--g-mlflow-runs", type=int, default=None, help="MLflow runs of (g) (fewer: extrapolated)")
     args = ap.parse_args()
     q = args.quick
     args.reps = 3
@@ -539,8 +541,10 @@ def main() -> None:
     args.b_points, args.b_mlflow_points = (1_000_000, 10_000) if q else (1_000_000, 50_000)
     args.c_runs = args.c_runs or (200 if q else 2000)
     args.c_mlflow_runs = 5 if q else 20
-    args.f_procs, args.f_inline_procs, args.f_mlflow_procs = (20, 5, 5) if q else (200, 20, 20)
-    args.g_runs, args.g_mlflow_runs = (30, 10) if q else (300, 300)
+    f_procs, args.f_inline_procs, args.f_mlflow_procs = (20, 5, 5) if q else (200, 20, 20)
+    args.f_procs = args.f_procs or f_procs
+    args.g_runs, g_mlflow_runs = (30, 10) if q else (300, 300)
+    args.g_mlflow_runs = args.g_mlflow_runs or g_mlflow_runs
     args.d_points, args.d_mlflow_points = (100_000, 5_000) if q else (250_000, 20_000)
     only = set(args.only.split(","))
     try:

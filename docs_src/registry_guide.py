@@ -5,6 +5,8 @@ from pathlib import Path
 import pyarrow as pa
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import lakeml
 
@@ -17,7 +19,7 @@ catalog.create_table_if_not_exists("analytics.churn_features", pa.schema([("labe
 
 
 def train(*_):
-    return LogisticRegression(max_iter=5_000).fit(X, y)
+    return make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
 
 
 # --8<-- [start:overview]

@@ -3,6 +3,8 @@
 import pyarrow as pa
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.metrics import roc_auc_score
 
 import lakeml
@@ -15,7 +17,7 @@ features = lake.store.catalog.create_table_if_not_exists(
 features.append(pa.table({"label": pa.array(y, pa.int64())}))
 
 X_train, y_train, X_val, y_val = X[::2], y[::2], X[1::2], y[1::2]
-clf = LogisticRegression(max_iter=5_000).fit(X_train, y_train)
+clf = make_pipeline(StandardScaler(), LogisticRegression()).fit(X_train, y_train)
 
 # --8<-- [start:registry]
 with lakeml.start_run(experiment="churn") as run:

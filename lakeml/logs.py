@@ -19,13 +19,20 @@ import sys
 
 ENV_LEVEL = "LAKEML_LOG_LEVEL"
 ROOT = "lakeml"
-PYICEBERG_RETRIES = "pyiceberg commit (concurrent update)"  # retry counter key of pyiceberg's own retries
+# counters (lakeml.storage.retry.retry_stats) of the demoted messages: (key, event)
+PYICEBERG_RETRIES = "pyiceberg commit (concurrent update)"  # pyiceberg's own commit retries, event "retries"
+PYICEBERG_CLEANUP = "pyiceberg delete after commit"  # old metadata files it could not delete, event "files_left"
 
-# (logger, message pattern, retry counter key or None): library messages that are expected during
-# normal operation. They are re-logged on "lakeml.<library>" at DEBUG instead, and counted.
-EXPECTED: list[tuple[str, "re.Pattern[str]", str | None]] = [
+# (logger, message pattern, (counter key, event)): library messages that are expected during normal
+# operation. They are re-logged on "lakeml.<library>" at DEBUG instead, and counted.
+EXPECTED: list[tuple[str, "re.Pattern[str]", tuple[str, str]]] = [
     # pyiceberg/table/__init__.py, Transaction.commit_transaction: a concurrent append won; it rebases
-    ("pyiceberg.table", re.compile(r"^Commit failed due to a concurrent update, retrying"), PYICEBERG_RETRIES),
+    ("pyiceberg.table", re.compile(r"^Commit failed due to a concurrent update, retrying"),
+     (PYICEBERG_RETRIES, "retries")),
+    # pyiceberg/catalog/__init__.py, delete_files after a commit (write.metadata.delete-after-commit):
+    # a client whose table was behind deletes old metadata files another writer already deleted.
+    # Harmless; a file really left behind is removed by orphan cleanup (lakeml maintain).
+    ("pyiceberg.catalog", re.compile(r"^Failed to delete metadata file "), (PYICEBERG_CLEANUP, "files_left")),
 ]
 
 _handler: logging.Handler | None = None
@@ -34,7 +41,7 @@ _handler: logging.Handler | None = None
 class Demote(logging.Filter):
     """Drops the expected records of one library logger, re-logging them at DEBUG on lakeml's logger."""
 
-    def __init__(self, logger: str, rules: list[tuple["re.Pattern[str]", str | None]]):
+    def __init__(self, logger: str, rules: list[tuple["re.Pattern[str]", tuple[str, str]]]):
         super().__init__()
         self.rules = rules
         self.target = logging.getLogger(f"{ROOT}.{logger.split('.')[0]}")
@@ -48,10 +55,9 @@ class Demote(logging.Filter):
             return True
         for pattern, counter in self.rules:
             if pattern.search(msg):
-                if counter is not None:
-                    from lakeml.storage.retry import count
+                from lakeml.storage.retry import count
 
-                    count(counter)
+                count(*counter)
                 self.target.debug("%s (from %s)", msg, record.name)
                 return False
         return True
@@ -76,7 +82,7 @@ def level_from_env(value: str | None = None) -> int | None:
 
 def setup() -> None:
     """Install the filters and apply ``LAKEML_LOG_LEVEL``; safe to call again (after changing the variable)."""
-    by_logger: dict[str, list[tuple[re.Pattern[str], str | None]]] = {}
+    by_logger: dict[str, list[tuple[re.Pattern[str], tuple[str, str]]]] = {}
     for name, pattern, counter in EXPECTED:
         by_logger.setdefault(name, []).append((pattern, counter))
     for name, rules in by_logger.items():

@@ -104,7 +104,8 @@ def whole_number(value: Any, what: str, minimum: int = 0) -> int:
 
 
 def timestamp_ms(ts: Any, key: str = "") -> int:
-    if isinstance(ts, bool) or not isinstance(ts, (Integral, Real)) or (isinstance(ts, float) and not math.isfinite(ts)):
+    if (isinstance(ts, bool) or not isinstance(ts, (Integral, Real))
+            or (isinstance(ts, float) and not math.isfinite(ts))):
         raise InvalidInputError(f"timestamp of {key!r} must be milliseconds since the epoch, got {_short(ts)}")
     ts = int(ts)
     if not 0 <= ts <= 253402300799999:  # year 9999

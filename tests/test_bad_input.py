@@ -182,8 +182,9 @@ def test_dead_s3_endpoint_raises_and_keeps_the_data(tmp_path):
 
         with pytest.raises(CommitError) as e:  # how long giving up takes is measured, not asserted
             lake.flush(timeout=2)
-        assert "lakeml doctor" in str(e.value) and "kept" in str(e.value) and endpoint.split("//")[1] in \
-            str(e.value) + str(e.value.__cause__)
+        said = str(e.value) + str(e.value.__cause__)  # the endpoint, as ours or as the S3 client writes it
+        assert "lakeml doctor" in str(e.value) and "kept" in str(e.value)
+        assert f"127.0.0.1:{port}" in said or f"127.0.0.1 port {port}" in said
         assert lake.committer.pending_rows() == pending, "nothing is dropped"
         with pytest.raises(CommitError):  # and again: still nothing raised silently, still pending
             lake.flush(timeout=1)

@@ -203,6 +203,12 @@ def test_explain_with_options_is_a_valid_read(one_run):
         one_run.sql("EXPLAIN (ANALYZE) COPY (SELECT 1) TO '/tmp/never.csv'")
 
 
+def test_nul_byte_cannot_hide_a_function(one_run):
+    with pytest.raises(QueryError, match="NUL byte"):
+        one_run.sql("SELECT 1 AS a\x00, * FROM enable_logging()")
+    assert one_run.sql("SELECT count(*) FROM lakeml.runs_latest").item() == 1
+
+
 def test_harmless_table_functions_still_work(one_run):
     assert one_run.sql("SELECT count(*) FROM range(5)").item() == 5
     assert one_run.sql("SELECT count(*) FROM generate_series(1, 3)").item() == 3
@@ -304,9 +310,12 @@ def test_every_lakeml_error_masks_secrets():
     assert "PASS1234" not in repr(QueryError(f"x {PG}"))
     assert mask_secrets("host=h user=u password=hunter2 dbname=x") == "host=h user=u password=**** dbname=x"
     assert mask_secrets("s3://bucket/wh/x and a@b.com") == "s3://bucket/wh/x and a@b.com"
-    cfg = lakeml.storage.config.LakeConfig("x", {"uri": PG, "s3.secret-access-key": "abc"}, "lakeml", "file:///a")
+    from lakeml.storage.config import LakeConfig
+
+    cfg = LakeConfig("x", {"uri": PG, "s3.secret-access-key": "abc"}, "lakeml", "file:///a")
     shown = cfg.describe()
     assert shown["uri"] == "postgresql+psycopg2://u:****@127.0.0.1:1/db" and shown["s3.secret-access-key"] == "****"
+    assert "PASS1234" not in repr(cfg) and "abc" not in repr(cfg)
 
 
 # -- validation: names -------------------------------------------------------------------------------

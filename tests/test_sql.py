@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -273,3 +274,39 @@ def test_one_shot_reader_matches_the_client(lake):
         assert "model_aliases" not in ro.engine.tables.bound and "registry_events" in ro.engine.tables.bound
         assert ro.sql("SELECT count(*) FROM lakeml.model_aliases").item() == 1
         assert "lakeml.model_aliases" in ro.engine.table_names()
+
+
+def test_extension_signatures_are_checked_once_per_file(file_lake, tmp_path, monkeypatch):
+    """DuckDB checks each extension file's signature the first time; a connection that will be locked
+    down later loads the same unchanged file without checking it again, and still refuses any LOAD."""
+    import json
+
+    import duckdb
+
+    from lakeml.query import extensions
+
+    monkeypatch.setenv("LAKEML_CACHE_DIR", str(tmp_path / "cache"))
+    unsigned = "SELECT current_setting('allow_unsigned_extensions')"
+
+    def allows_unsigned(**kw) -> bool:
+        con = extensions.new_connection(httpfs=False, **kw)
+        try:
+            return con.execute(unsigned).fetchone()[0]
+        finally:
+            con.close()
+
+    assert allows_unsigned(verified_cache=True) is False  # first time: DuckDB checks the signatures
+    assert allows_unsigned(verified_cache=True) is True  # the same files: not again
+    assert allows_unsigned() is False  # not opted in: always checked
+    record = tmp_path / "cache" / extensions.VERIFIED
+    stamps = json.loads(record.read_text())
+    assert {Path(p).name for p in stamps} == {"avro.duckdb_extension", "iceberg.duckdb_extension"}
+    record.write_text(json.dumps({p: [s[0] + 1, *s[1:]] for p, s in stamps.items()}))  # "changed" files
+    assert allows_unsigned(verified_cache=True) is False
+    # the lake's locked-down connections load nothing else, signed or not
+    con = file_lake.duckdb()
+    assert con.execute(unsigned).fetchone()[0] is True
+    with pytest.raises(duckdb.Error, match="disabled"):
+        con.execute(f"LOAD '{extensions.extension_path('httpfs')}'")
+    with pytest.raises(duckdb.Error, match="locked"):
+        con.execute("SET allow_unsigned_extensions = false")

@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -182,7 +181,8 @@ def test_a_spool_of_an_older_version_is_recovered(file_lake):
     """One ``.arrow`` file per batch, as lakeml wrote them before the log format."""
     lake = file_lake
     root = spool_root(lake.config)
-    owner = create_owner(root)  # nobody holds its lock: a dead owner
+    owner, fd = create_owner(root)
+    os.close(fd)  # nobody holds its lock now: a dead owner
     run = lake.create_run("old-spool")
     lake.flush()
     contract = lake.store.contracts["metrics"]
@@ -249,3 +249,53 @@ def test_old_metadata_files_are_deleted_on_new_and_existing_tables(tmp_path):
         assert len(tbl.metadata.metadata_log) == keep
     finally:
         lake.close()
+
+
+BACKGROUND_CHILD = r"""
+import json, sys
+import lakeml
+from tests.workers.lakes import open_spec
+
+lakeml.set_lake(open_spec(json.loads(sys.argv[1])))
+with lakeml.start_run(experiment="drained", run_name="short") as run:
+    lakeml.log_params({"lr": "0.5"})
+    for s in range(20):
+        lakeml.log_metric("loss", 1.0 / (s + 1), step=s)
+print(run.info.run_id if hasattr(run, "info") else run.run_id, flush=True)
+print("write stack imported" if any(m.split(".")[0] in ("pyiceberg", "pyarrow") for m in sys.modules)
+      else "no write stack", flush=True)
+"""
+
+
+def test_background_exit_drain_leaves_the_spool_to_a_helper(file_lake, tmp_path, py):
+    """LAKEML_EXIT_DRAIN=background: the process exits without importing the write stack; a detached
+    helper commits its spool once it is gone, and the next reader finds the run FINISHED."""
+    import time
+
+    from lakeml.storage.spool import has_dead_owners
+
+    lake = file_lake
+    lake.init()
+    script = tmp_path / "child.py"
+    script.write_text(BACKGROUND_CHILD)
+    out = subprocess.run([py, str(script), json.dumps(lake_spec(lake))], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT), "LAKEML_EXIT_DRAIN": "background"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_id, imported = out.stdout.split("\n")[:2]
+    assert imported == "no write stack"  # neither pyarrow nor pyiceberg: the helper commits
+    root = spool_root(lake.config)
+    for _ in range(1200):  # the helper works in the background: wait for it (no time is asserted)
+        mine = lake.committer.spool.dir
+        if not any(p.name.startswith("owner-") and p != mine for p in root.iterdir()) and not has_dead_owners(root):
+            break
+        time.sleep(0.1)
+    run = lake.get_run(run_id)
+    assert run.status.value == "FINISHED" and run.params == {"lr": "0.5"}
+    assert lake.get_metric_history(run_id, "loss").height == 20
+    assert "Traceback" not in (root / "drain.log").read_text()
+
+
+def test_an_unknown_exit_drain_mode_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAKEML_EXIT_DRAIN", "later")
+    with pytest.raises(lakeml.errors.ConfigError, match="inline.*background"):
+        lakeml.connect(warehouse=tmp_path / "wh")

@@ -89,3 +89,22 @@ def test_snippet_against_a_named_catalog_on_s3(s3_bucket, tmp_path, monkeypatch)
     assert not (work / "lakeml-warehouse").exists(), "nothing written locally"
     with lakeml.connect() as lake:
         _check(lake, run_id, snap, work)
+
+
+def test_a_second_client_in_the_process_reads_the_run_at_once(tmp_path):
+    """The README reads the run back with `lakeml.connect()` right after the `with` block: a read in
+    the same process commits what the process has pending, whichever client logged it."""
+    wh = tmp_path / "wh"
+    writer = lakeml.connect(warehouse=wh, commit_interval=3600)  # commits only when asked
+    lakeml.set_lake(writer)
+    try:
+        with lakeml.start_run(experiment="churn") as run:
+            lakeml.log_param("max_depth", 6)
+            lakeml.log_metric("loss", 0.5, step=1)
+        with lakeml.connect(warehouse=wh) as reader:
+            got = reader.get_run(run.id)
+            assert (got.status, got.params) == (RunStatus.FINISHED, {"max_depth": "6"})
+            assert reader.search_runs("churn").height == 1
+    finally:
+        lakeml.set_lake(None)
+        writer.close()

@@ -17,8 +17,7 @@ from lakeml.errors import LakemlError
 DEBUG_ENV = "LAKEML_DEBUG"  # set to 1 to see the full traceback of a failing command
 
 # Characters a terminal acts on: C0 and C1 controls, DEL, and the bidi embedding/override/isolate marks.
-_UNSAFE = {c for c in range(0x20)} | set(range(0x7F, 0xA0)) | {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
-                                                                *range(0x2066, 0x206A)}
+_UNSAFE = {*range(0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
 _ESCAPES = {c: (f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _UNSAFE}
 _ESCAPES_KEEP_NL = {c: e for c, e in _ESCAPES.items() if c != 0x0A}
 
@@ -88,6 +87,9 @@ def handle_errors(fn: Callable) -> Callable:
             raise
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except BrokenPipeError:  # the reader went away (`lakeml runs list | head`): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(1) from None
         except Exception as e:
             if os.environ.get(DEBUG_ENV):
                 raise

@@ -62,7 +62,8 @@ def probe_storage(uri_root: str, props: dict[str, str], timeout: float) -> str:
     except OSError as e:
         bucket = urlparse(uri).netloc
         hint = "check the folder's permissions" if local else (
-            f"check s3.endpoint, the access keys, and that bucket {bucket!r} exists")
+            f"check s3.endpoint ({props.get('s3.endpoint') or 'AWS default'}), the access keys, and that bucket "
+            f"{bucket!r} exists")
         raise OSError(f"cannot write {uri}: {' '.join(str(e).split())}; {hint}") from e
     with fs.open_input_stream(path) as f:
         back = f.read()

@@ -38,8 +38,10 @@ class LakemlGroup(TyperGroup):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
+# Plain help (rich_markup_mode=None): rendering it with rich costs more than the rest of a command's start.
 app = typer.Typer(name="lakeml", help="lakeml: experiment tracking and model registry on Iceberg tables.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, cls=LakemlGroup)
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, cls=LakemlGroup,
+                  rich_markup_mode=None)
 
 # (module, attribute, group name or None to merge its commands at top level)
 _GROUPS = [

@@ -58,6 +58,7 @@ class ActiveRun:
         self.lake = lake
         self.info = run
         self.ended = False
+        self._log_metric = lake.tracking.log_metric  # bound once: lakeml.log_metric is the hot path
 
     @property
     def id(self) -> str:
@@ -188,7 +189,7 @@ def _current() -> ActiveRun:
 def log_metric(key: str, value: float, step: int = 0, timestamp: int | None = None) -> None:
     """Buffer one metric point into the active run; never blocks on I/O."""
     a = _stack[-1] if _stack else _current()
-    a.lake.tracking.log_metric(a.info.run_id, key, value, step, timestamp)
+    a._log_metric(a.info.run_id, key, value, step, timestamp)
 
 
 def log_metrics(metrics: Mapping[str, float], step: int = 0, timestamp: int | None = None) -> None:

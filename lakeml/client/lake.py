@@ -79,7 +79,7 @@ class Lake:
     def __repr__(self) -> str:
         return f"Lake(catalog={self.config.catalog_name!r}, namespace={self.config.namespace!r})"
 
-    def __enter__(self) -> "Lake":
+    def __enter__(self) -> Lake:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -100,6 +100,15 @@ class Lake:
     def init(self) -> list[str]:
         """Create (or evolve) every lakeml table now; returns their identifiers."""
         return self.store.ensure_all()
+
+    @property
+    def registry_actor(self) -> str | None:
+        """Who registry changes are recorded as (None: the OS user); the same as ``lake.registry.actor``."""
+        return self.registry.actor
+
+    @registry_actor.setter
+    def registry_actor(self, actor: str | None) -> None:
+        self.registry.actor = actor
 
     @property
     def engine(self):
@@ -250,90 +259,90 @@ class Lake:
 
     @_doc(QueryClient.bi_export)
     def bi_export(self, path: str | os.PathLike, *, extension_directory: str | None = None,
-                  overwrite: bool = False) -> "BiExport":
+                  overwrite: bool = False) -> BiExport:
         return self.query.bi_export(path, extension_directory=extension_directory, overwrite=overwrite)
 
     # -- registered models (lake.registry) -------------------------------------------------------
     @_doc(RegistryClient.create_model)
     def create_model(self, name: str, *, description: str | None = None,
-                     tags: Mapping[str, Any] | None = None) -> "RegisteredModel":
+                     tags: Mapping[str, Any] | None = None) -> RegisteredModel:
         return self.registry.create_model(name, description=description, tags=tags)
 
     @_doc(RegistryClient.update_model)
     def update_model(self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None,
-                     delete_tags: Iterable[str] = ()) -> "RegisteredModel":
+                     delete_tags: Iterable[str] = ()) -> RegisteredModel:
         return self.registry.update_model(name, description=description, tags=tags, delete_tags=delete_tags)
 
     @_doc(RegistryClient.get_model)
-    def get_model(self, name: str) -> "RegisteredModel":
+    def get_model(self, name: str) -> RegisteredModel:
         return self.registry.get_model(name)
 
     @_doc(RegistryClient.list_models)
-    def list_models(self) -> "list[RegisteredModel]":
+    def list_models(self) -> list[RegisteredModel]:
         return self.registry.list_models()
 
     @_doc(RegistryClient.search_models)
     def search_models(self, query: str | None = None, *,
-                      tags: Mapping[str, str] | None = None) -> "list[RegisteredModel]":
+                      tags: Mapping[str, str] | None = None) -> list[RegisteredModel]:
         return self.registry.search_models(query, tags=tags)
 
     @_doc(RegistryClient.register_model)
     def register_model(self, name: str, *, run_id: str | None = None, artifact_path: str = "model",
                        source_uri: str | None = None, description: str | None = None,
-                       tags: Mapping[str, Any] | None = None) -> "ModelVersion":
+                       tags: Mapping[str, Any] | None = None) -> ModelVersion:
         return self.registry.register_model(name, run_id=run_id, artifact_path=artifact_path, source_uri=source_uri,
                                             description=description, tags=tags)
 
     @_doc(RegistryClient.get_model_version)
-    def get_model_version(self, name: str, version: int | str | None = None) -> "ModelVersion":
+    def get_model_version(self, name: str, version: int | str | None = None) -> ModelVersion:
         return self.registry.get_model_version(name, version)
 
     @_doc(RegistryClient.get_model_version_by_alias)
-    def get_model_version_by_alias(self, name: str, alias: str) -> "ModelVersion":
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         return self.registry.get_model_version_by_alias(name, alias)
 
     @_doc(RegistryClient.list_model_versions)
-    def list_model_versions(self, name: str) -> "list[ModelVersion]":
+    def list_model_versions(self, name: str) -> list[ModelVersion]:
         return self.registry.list_model_versions(name)
 
     @_doc(RegistryClient.search_model_versions)
     def search_model_versions(self, name: str | None = None, *, run_id: str | None = None,
-                              tags: Mapping[str, str] | None = None) -> "list[ModelVersion]":
+                              tags: Mapping[str, str] | None = None) -> list[ModelVersion]:
         return self.registry.search_model_versions(name, run_id=run_id, tags=tags)
 
     @_doc(RegistryClient.update_model_version)
     def update_model_version(self, name: str, version: int, *, description: str | None = None,
-                             tags: Mapping[str, Any] | None = None, delete_tags: Iterable[str] = ()) -> "ModelVersion":
+                             tags: Mapping[str, Any] | None = None, delete_tags: Iterable[str] = ()) -> ModelVersion:
         return self.registry.update_model_version(name, version, description=description, tags=tags,
                                                   delete_tags=delete_tags)
 
     @_doc(RegistryClient.set_model_version_tag)
-    def set_model_version_tag(self, name: str, version: int, key: str, value: Any) -> "ModelVersion":
+    def set_model_version_tag(self, name: str, version: int, key: str, value: Any) -> ModelVersion:
         return self.registry.set_model_version_tag(name, version, key, value)
 
     @_doc(RegistryClient.delete_model_version_tag)
-    def delete_model_version_tag(self, name: str, version: int, key: str) -> "ModelVersion":
+    def delete_model_version_tag(self, name: str, version: int, key: str) -> ModelVersion:
         return self.registry.delete_model_version_tag(name, version, key)
 
     @_doc(RegistryClient.set_alias)
-    def set_alias(self, name: str, alias: str, version: int) -> "ModelAlias":
+    def set_alias(self, name: str, alias: str, version: int) -> ModelAlias:
         return self.registry.set_alias(name, alias, version)
 
     @_doc(RegistryClient.delete_alias)
-    def delete_alias(self, name: str, alias: str) -> "ModelAlias":
+    def delete_alias(self, name: str, alias: str) -> ModelAlias:
         return self.registry.delete_alias(name, alias)
 
     @_doc(RegistryClient.set_gates)
     def set_gates(self, name: str, *, min_metrics: Mapping[str, float] | None = None,
                   max_metrics: Mapping[str, float] | None = None, required_artifacts: Iterable[str] | None = None,
                   required_tags: Mapping[str, Any] | Iterable[str] | None = None,
-                  aliases: Iterable[str] | None = None, environments: Iterable[str] | None = None) -> "Gates":
+                  aliases: Iterable[str] | None = None, environments: Iterable[str] | None = None) -> Gates:
         return self.registry.set_gates(name, min_metrics=min_metrics, max_metrics=max_metrics,
                                        required_artifacts=required_artifacts, required_tags=required_tags,
                                        aliases=aliases, environments=environments)
 
     @_doc(RegistryClient.get_gates)
-    def get_gates(self, name: str) -> "Gates | None":
+    def get_gates(self, name: str) -> Gates | None:
         return self.registry.get_gates(name)
 
     @_doc(RegistryClient.check_gates)
@@ -342,7 +351,7 @@ class Lake:
         return self.registry.check_gates(name, version, alias=alias, environment=environment)
 
     @_doc(RegistryClient.registry_events)
-    def registry_events(self, name: str | None = None) -> "list[RegistryEvent]":
+    def registry_events(self, name: str | None = None) -> list[RegistryEvent]:
         return self.registry.registry_events(name)
 
     @_doc(RegistryClient.sync_registry)
@@ -352,27 +361,27 @@ class Lake:
     # -- deployments and lineage (lake.registry.deployments) ---------------------------------------
     @_doc(Deployments.record_deployment)
     def record_deployment(self, name: str, version: int, *, environment: str, service: str,
-                          service_version: str | None = None, replace: bool = True) -> "Deployment":
+                          service_version: str | None = None, replace: bool = True) -> Deployment:
         return self.registry.deployments.record_deployment(name, version, environment=environment, service=service,
                                                            service_version=service_version, replace=replace)
 
     @_doc(Deployments.retire_deployment)
     def retire_deployment(self, name: str, *, environment: str | None = None, service: str | None = None,
-                          deployment_id: str | None = None, reason: str | None = None) -> "list[Deployment]":
+                          deployment_id: str | None = None, reason: str | None = None) -> list[Deployment]:
         return self.registry.deployments.retire_deployment(name, environment=environment, service=service,
                                                            deployment_id=deployment_id, reason=reason)
 
     @_doc(Deployments.list_deployments)
     def list_deployments(self, name: str | None = None, *, environment: str | None = None,
-                         active_only: bool = True) -> "list[Deployment]":
+                         active_only: bool = True) -> list[Deployment]:
         return self.registry.deployments.list_deployments(name, environment=environment, active_only=active_only)
 
     @_doc(Deployments.model_lineage)
-    def model_lineage(self, name: str, version: int | str | None = None) -> "ModelLineage":
+    def model_lineage(self, name: str, version: int | str | None = None) -> ModelLineage:
         return self.registry.deployments.model_lineage(name, version)
 
     @_doc(Deployments.models_trained_on)
-    def models_trained_on(self, table: str, *, snapshot_id: int | None = None) -> "list[TrainedModel]":
+    def models_trained_on(self, table: str, *, snapshot_id: int | None = None) -> list[TrainedModel]:
         return self.registry.deployments.models_trained_on(table, snapshot_id=snapshot_id)
 
     # -- models as artifacts (lake.registry.models_io) ----------------------------------------------
@@ -380,14 +389,14 @@ class Lake:
     def log_model(self, run_id: str, model: Any, artifact_path: str = "model", *, flavor: str | None = None,
                   signature: Any = None, input_example: Any = None, pip_requirements: list[str] | None = None,
                   extra_pip_requirements: list[str] | None = None, code_paths: list[str] | None = None,
-                  metadata: Mapping[str, Any] | None = None, registered_model_name: str | None = None) -> "ModelInfo":
+                  metadata: Mapping[str, Any] | None = None, registered_model_name: str | None = None) -> ModelInfo:
         return self.registry.models_io.log_model(
             run_id, model, artifact_path, flavor=flavor, signature=signature, input_example=input_example,
             pip_requirements=pip_requirements, extra_pip_requirements=extra_pip_requirements, code_paths=code_paths,
             metadata=metadata, registered_model_name=registered_model_name)
 
     @_doc(ModelIO.get_model_info)
-    def get_model_info(self, uri: str) -> "ModelInfo":
+    def get_model_info(self, uri: str) -> ModelInfo:
         return self.registry.models_io.get_model_info(uri)
 
     @_doc(ModelIO.load_model)
@@ -397,7 +406,7 @@ class Lake:
     @_doc(ModelIO.register_best_model)
     def register_best_model(self, name: str, *, experiment: str | None = None, metric: str, mode: str = "max",
                             artifact_path: str = "model", alias: str | None = "champion",
-                            filter_string: str | None = None) -> "ModelVersion":
+                            filter_string: str | None = None) -> ModelVersion:
         return self.registry.models_io.register_best_model(name, experiment=experiment, metric=metric, mode=mode,
                                                            artifact_path=artifact_path, alias=alias,
                                                            filter_string=filter_string)
@@ -406,13 +415,13 @@ class Lake:
     @_doc(Checkpoints.log_checkpoint)
     def log_checkpoint(self, run_id: str, obj_or_path: Any, *, step: int,
                        metric: float | Mapping[str, float] | None = None, metric_key: str | None = None,
-                       mode: str = "min", keep_last: int = 2, keep_best: int = 1) -> "Checkpoint":
+                       mode: str = "min", keep_last: int = 2, keep_best: int = 1) -> Checkpoint:
         return self.registry.checkpoints.log_checkpoint(run_id, obj_or_path, step=step, metric=metric,
                                                         metric_key=metric_key, mode=mode, keep_last=keep_last,
                                                         keep_best=keep_best)
 
     @_doc(Checkpoints.list_checkpoints)
-    def list_checkpoints(self, run_id: str, *, include_pruned: bool = False) -> "list[Checkpoint]":
+    def list_checkpoints(self, run_id: str, *, include_pruned: bool = False) -> list[Checkpoint]:
         return self.registry.checkpoints.list_checkpoints(run_id, include_pruned=include_pruned)
 
     @_doc(Checkpoints.load_checkpoint)
@@ -426,7 +435,7 @@ class Lake:
         return self.maintenance.sync()
 
     @_doc(Maintenance.recover)
-    def recover(self, *, timeout: float | None = None) -> "RecoveryReport":
+    def recover(self, *, timeout: float | None = None) -> RecoveryReport:
         return self.maintenance.recover(timeout=timeout)
 
     @_doc(Maintenance.maintain)
@@ -434,7 +443,7 @@ class Lake:
                  retain: str | int | float | timedelta | None = None,
                  older_than: str | int | float | timedelta = "1d", now: datetime | int | None = None,
                  compact: bool = True, expire: bool = True, orphans: bool = True,
-                 progress: "Progress | None" = None) -> "MaintenanceReport":
+                 progress: Progress | None = None) -> MaintenanceReport:
         return self.maintenance.maintain(tables, dry_run=dry_run, retain=retain, older_than=older_than, now=now,
                                          compact=compact, expire=expire, orphans=orphans, progress=progress)
 

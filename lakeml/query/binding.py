@@ -55,7 +55,6 @@ class _Bound:
     schema_id: int | None = -1
     view_sql: str = ""
     cache: Any = None
-    columns: list | None = None  # plain mode: the view's (name, type) columns
     added: list | None = field(default_factory=list)  # file numbers not yet in the materialized views
 
 
@@ -122,9 +121,10 @@ class LakeTables:
             self._deps[view] = self._closure({view.split(".")[-1]})
         return self._deps[view][0]
 
-    def load_views(self, only: set[str] | None = None, *, reload: bool = False) -> None:
+    def load_views(self, only: set[str] | None = None, *, within: set[str] | None = None,
+                   reload: bool = False) -> None:
         """Create the views of ``sql/``: cached mode all of them; plain mode those (of ``only``) whose
-        tables are all bound. ``reload``: re-create the ones already loaded (columns changed)."""
+        tables are all bound (and all in ``within``). ``reload``: re-create the ones already loaded."""
         from lakeml.query.views import load_views
 
         con = self.session.con
@@ -138,7 +138,8 @@ class LakeTables:
         todo = [d for d in self.view_defs
                 if (reload and d.name in self._loaded)
                 or (d.name not in self._loaded and (only is None or d.name in only)
-                    and self._bases(d.name) <= self.bound.keys())]
+                    and self._bases(d.name) <= self.bound.keys()
+                    and (within is None or self._bases(d.name) <= within))]
         if not todo:
             return
         done, skipped = load_views(con, todo)
@@ -219,17 +220,21 @@ class LakeTables:
         return columns_changed
 
     def _bind_plain(self, name: str, loc: str | None, b: _Bound) -> bool:
-        """Plain mode: ``iceberg_scan`` of the location (an empty table reads as no rows), no pyiceberg."""
+        """Plain mode: ``iceberg_scan`` of the location (an empty table reads as no rows), no pyiceberg.
+        On a re-bind the view's columns before and after tell whether the views of sql/ must reload."""
         con = self.session.con
         view = iceberg_sql(loc) if loc is not None else self.empty(name, None)
+        before = self._columns(name) if b.view_sql else None
         con.execute(f"CREATE OR REPLACE VIEW {ident(SCHEMA, name)} AS {view}")
-        cols = con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = "
-                           "current_database() AND schema_name = $1 AND table_name = $2 ORDER BY column_index",
-                           [SCHEMA, name]).fetchall()
-        changed = b.columns is not None and cols != b.columns
-        b.location, b.table, b.listing, b.view_sql, b.columns = loc, None, None, view, cols
+        changed = before is not None and self._columns(name) != before
+        b.location, b.table, b.listing, b.view_sql = loc, None, None, view
         self.bound[name] = b
         return changed
+
+    def _columns(self, name: str) -> list:
+        return self.session.con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = $1 AND table_name = $2 ORDER BY column_index", [SCHEMA, name]).fetchall()
 
     def _empty_arrow(self, name: str, tbl: Any):
         from pyiceberg.io.pyarrow import schema_to_pyarrow

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from lakeml.errors import NotFoundError, StorageError
 from lakeml.query import guard, lockdown
 from lakeml.query.attach import INTERNAL, REST_ALIAS, SCHEMA, iceberg_sql, rest_attach_sql, s3_secret_sql
-from lakeml.query.binding import _MANIFESTS, MATERIALIZED, UNCACHED, LakeTables, Session, _Bound  # noqa: F401
+from lakeml.query.binding import MATERIALIZED, UNCACHED, LakeTables, Session
 from lakeml.query.cache import ident
 from lakeml.query.extensions import new_connection
 from lakeml.query.history import MetricHistory, _fetch
@@ -112,7 +112,7 @@ class DuckEngine:
         s3 = self.store.config.s3_options()
         remote = rest or every is None or bool(s3) or any("://" in (v or "") and not v.startswith("file://")
                                          for v in list((every or {}).values()) + [self.store.config.warehouse or ""])
-        con = new_connection(httpfs=remote)
+        con = new_connection(httpfs=remote, verified_cache=not self.read_write)
         try:
             if sql := s3_secret_sql(s3):
                 con.execute(sql)
@@ -206,7 +206,7 @@ class DuckEngine:
             if first or changed:
                 self.tables.load_views()
         else:
-            self.tables.load_views(views, reload=changed)
+            self.tables.load_views(views, within=None if tables is None else set(names), reload=changed)
         if tables is None or snapshots:
             self.namespaces.bind_input_snapshots()
         if self.cached and not (first or changed):

@@ -225,14 +225,14 @@ class Ledger:
                 raise
             except Exception as e:  # outcome unknown: look the batch up before trying again
                 unknown.append((batch, plan))
-                raise _Uncertain(f"{type(e).__name__}: {e}") from e
+                raise OutcomeUnknown(f"{type(e).__name__}: {e}") from e
             return plan, tbl
 
         with self._lock:
             plan, tbl = retry_commit(
                 attempt, what=f"registry change to {self.store.identifier(EVENTS)}",
                 deadline=deadline if deadline is not None else self.deadline, max_delay=2.0,
-                retry_on=(CommitFailedException, _Uncertain),
+                retry_on=(CommitFailedException, OutcomeUnknown),
                 hint="Nothing was changed unless it shows in 'lakeml models show'. Check storage with "
                      "'lakeml doctor'.")
             if tbl is None:
@@ -296,10 +296,10 @@ class Ledger:
         return retry_commit(attempt, what=f"catching up {self.store.identifier(table)} with the registry ledger",
                             deadline=self.deadline, retry_on=(CommitFailedException,), base_delay=0.02,
                             max_delay=1.0, hint="The ledger has the change; the projection catches up on the "
-                            "next registry change or with Lake.registry sync.")
+                            "next registry change.")
 
 
-class _Uncertain(Exception):
+class OutcomeUnknown(Exception):
     """An append failed in a way that leaves its outcome unknown (its batch id is looked up next)."""
 
 

@@ -1,9 +1,10 @@
 """The one door to pyiceberg internals: every private pyiceberg name lakeml relies on.
 
 lakeml needs a few things pyiceberg does not export: a data-preserving rewrite snapshot
-(compaction), writing data files without committing them, staging metadata without a
-deep copy (the cached transaction), the transaction's staged updates, and the layout of
-the SQL catalog's ``iceberg_tables`` table (read directly for cheap freshness checks).
+(compaction), writing data files without committing them, staging metadata without a deep
+copy (the cached transaction), the transaction's staged updates, a hook to tag appended data
+files with their sort order, and the layout of the SQL catalog's ``iceberg_tables`` table
+(read directly for cheap freshness checks).
 They are named here and nowhere else; ``tests/test_pyiceberg_compat.py`` checks each one,
 so a pyiceberg upgrade that renames or removes one fails there, with this module's name.
 

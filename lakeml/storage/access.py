@@ -42,20 +42,44 @@ def catalog_snippet(config: "LakeConfig") -> str:
 
 
 def snippets(config: "LakeConfig", identifier: str, metadata_location: str) -> dict[str, str]:
-    """Ready code for DuckDB, polars, Daft and pyiceberg reading one table."""
+    """Ready code for DuckDB, polars, Daft and pyiceberg reading one table. On S3 the snippets carry
+    the lake's endpoint, region and key id; the secret key is left as a placeholder to fill in."""
     s3 = metadata_location.startswith(("s3://", "s3a://"))
-    duck_setup = ("-- first: CREATE SECRET (TYPE s3, KEY_ID '...', SECRET '...', ENDPOINT '...', URL_STYLE 'path');\n"
-                  if s3 else "")
-    polars_opts = ", storage_options={'aws_endpoint_url': '...', 'aws_access_key_id': '...', " \
-                  "'aws_secret_access_key': '...'}" if s3 else ""
+    props = config.properties
     return {
-        "duckdb": f"{duck_setup}SELECT * FROM iceberg_scan('{metadata_location}');",
-        "polars": f"import polars as pl\ndf = pl.scan_iceberg({metadata_location!r}{polars_opts}).collect()",
+        "duckdb": f"{_duckdb_secret(props) if s3 else ''}SELECT * FROM iceberg_scan('{metadata_location}');",
+        "polars": f"import polars as pl\ndf = pl.scan_iceberg({metadata_location!r}"
+                  f"{f', storage_options={_polars_options(props)!r}' if s3 else ''}).collect()",
         "daft": f"{catalog_snippet(config)}\nimport daft\n"
                 f"df = daft.read_iceberg(catalog.load_table({identifier!r})).collect()",
         "pyiceberg": f"{catalog_snippet(config)}\n"
                      f"arrow = catalog.load_table({identifier!r}).scan().to_arrow()",
     }
+
+
+SECRET_PLACEHOLDER = "<s3.secret-access-key>"
+
+
+def _duckdb_secret(props: dict[str, str]) -> str:
+    from lakeml.storage.objectstore import S3Settings  # the one parse of the s3.* keys
+
+    s = S3Settings.from_properties(props)
+    parts = ["TYPE s3", f"KEY_ID '{s.access_key or '...'}'", f"SECRET '{SECRET_PLACEHOLDER}'", f"REGION '{s.region}'"]
+    if s.endpoint:
+        parts.append(f"ENDPOINT '{s.endpoint}'")
+        if not s.virtual_addressing:
+            parts.append("URL_STYLE 'path'")
+        if not s.use_ssl:
+            parts.append("USE_SSL false")
+    return f"CREATE SECRET ({', '.join(parts)});\n"
+
+
+def _polars_options(props: dict[str, str]) -> dict[str, str]:
+    """pyiceberg FileIO properties (what ``pl.scan_iceberg``'s ``storage_options`` takes), secrets as placeholders."""
+    keep = ("s3.endpoint", "s3.region", "s3.access-key-id", "s3.path-style-access")  # not lakeml's own tuning
+    out = {k: props[k] for k in keep if props.get(k)}
+    out.update({k: f"<{k}>" for k in ("s3.secret-access-key", "s3.session-token") if props.get(k)})
+    return out
 
 
 def table_access(store: "TableStore") -> list[TableAccess]:

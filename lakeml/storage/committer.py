@@ -24,6 +24,7 @@ import logging
 import marshal
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -200,6 +201,8 @@ class Committer:
         self._gap = interval  # seconds until the next tick (longer after slow ticks, see _loop)
         self._pid = os.getpid()
         self.exit_drain = exit_drain_mode(getattr(getattr(store, "config", None), "properties", None) or {})
+        # background exit drain with a spool: when this committer started, its pyarrow import deferred
+        self._lazy_arrow = time.monotonic() if self.exit_drain == "background" and spool is not None else None
         _LIVE.add(self)
 
     # -- producer side -------------------------------------------------------------------------
@@ -227,8 +230,8 @@ class Committer:
         if n:
             self._ensure_thread()
             # idle: commit now, else at the next tick (a process that leaves its spool to a helper at exit
-            # never wakes it: a short script must not start importing the write stack at its end)
-            if time.monotonic() - self._last_tick >= self._gap and self.exit_drain == "inline":
+            # wakes it only once it has lived one interval: a short script never imports the write stack)
+            if time.monotonic() - self._last_tick >= self._gap and self._arrow_ready(main_thread=True):
                 self._wake.set()
         return n
 
@@ -263,8 +266,10 @@ class Committer:
             with self._buffers_lock:
                 if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
                     # Import pyarrow here, not first in the thread: code that looks it up in sys.modules
-                    # (scikit-learn does, on every fit) must never see it half-initialised.
-                    import pyarrow  # noqa: F401
+                    # (scikit-learn does, on every fit) must never see it half-initialised. A process that
+                    # leaves its spool to a helper at exit defers it (see _arrow_ready).
+                    if self._lazy_arrow is None:
+                        import pyarrow  # noqa: F401
                     self._pid = os.getpid()
                     self._stop.clear()
                     self._thread = threading.Thread(target=self._loop, name="lakeml-committer", daemon=True)
@@ -283,11 +288,27 @@ class Committer:
             except BaseException as e:  # pragma: no cover - never let the thread die silently
                 log.warning("lakeml spooler tick failed (%s: %s)", type(e).__name__, e)
 
+    def _arrow_ready(self, *, main_thread: bool) -> bool:
+        """Can this process commit? With ``exit_drain=background`` pyarrow (and the write stack) is not
+        imported up front, so that a short script never pays for it; it is imported by the main thread
+        at the first run end once the process has lived one commit interval (or by the user's own
+        code), never first by the commit thread. Until then ticks only spool."""
+        if self._lazy_arrow is None or "pyarrow" in sys.modules:
+            return True
+        if main_thread and time.monotonic() - self._lazy_arrow >= self.interval:
+            import pyarrow  # noqa: F401
+            return True
+        return False
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self._gap)
+            self._last_tick = start = time.monotonic()  # run ends during this tick do not wake another one
             self._wake.clear()
-            start = time.monotonic()
+            if not self._arrow_ready(main_thread=False):
+                if self.spool is not None:
+                    self._take_new_batches()
+                continue
             try:
                 self.run_once(raise_errors=False)
             except BaseException as e:  # never let the thread die silently
@@ -429,7 +450,7 @@ class Committer:
         rows = batch.rows or []
         try:
             batch.data = rows_to_arrow(contract, rows, sort=self.sort, chunks=batch.chunks)
-        except Exception as e:
+        except Exception:
             good, bad = split_bad_rows(contract, rows)
             if not bad:
                 raise
@@ -747,6 +768,11 @@ def on_exit(fn: Callable[[], None]) -> None:
     """Run ``fn`` at interpreter exit, just before the final flush (the fluent API ends its runs there)."""
     if fn not in _BEFORE_EXIT_FLUSH:
         _BEFORE_EXIT_FLUSH.append(fn)
+
+
+def live_committers() -> list["Committer"]:
+    """The open committers of this process (read-your-writes commits those of the lake being read)."""
+    return [c for c in list(_LIVE) if c._pid == os.getpid()]
 
 
 def _flush_all_at_exit() -> None:

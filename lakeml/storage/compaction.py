@@ -187,6 +187,7 @@ def compact(tbl: "Table", policy: CompactionPolicy, *, properties: dict[str, str
     from pyiceberg.exceptions import CommitFailedException, ValidationException
 
     from lakeml.storage.retry import retry_commit
+    from lakeml.storage.tables import table_name
 
     props = {MAINTENANCE: "compact", **(properties or {})}
     notes: list[str] = []
@@ -227,7 +228,7 @@ def compact(tbl: "Table", policy: CompactionPolicy, *, properties: dict[str, str
         res.manifests_after = _manifest_count(t)
         return res
 
-    return retry_commit(attempt, what=f"compaction of {_name(tbl)}", deadline=deadline,
+    return retry_commit(attempt, what=f"compaction of {table_name(tbl)}", deadline=deadline,
                         retry_on=(ValidationException, CommitFailedException), on_retry=lost_race,
                         hint="Other compactions kept winning; the table is unchanged. Run 'lakeml maintain' "
                              "again once they are done.")
@@ -239,6 +240,7 @@ def rewrite_manifests(tbl: "Table", *, properties: dict[str, str] | None = None,
     from pyiceberg.exceptions import CommitFailedException
 
     from lakeml.storage.retry import retry_commit
+    from lakeml.storage.tables import table_name
 
     before = _manifest_count(tbl)
     if before <= 1:
@@ -248,13 +250,9 @@ def rewrite_manifests(tbl: "Table", *, properties: dict[str, str] | None = None,
         commit_rewrite(tbl if n == 0 else _reload(tbl), [], [],
                        {MAINTENANCE: "rewrite-manifests", **(properties or {})})
 
-    retry_commit(attempt, what=f"manifest rewrite of {_name(tbl)}", deadline=deadline,
+    retry_commit(attempt, what=f"manifest rewrite of {table_name(tbl)}", deadline=deadline,
                  retry_on=(CommitFailedException,))
     return before, _manifest_count(tbl)
-
-
-def _name(tbl: "Table") -> str:
-    return ".".join(tbl.name())
 
 
 def _manifest_count(tbl: "Table") -> int:

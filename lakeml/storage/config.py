@@ -61,6 +61,9 @@ class LakeConfig:
     def warehouse(self) -> str | None:
         return self.properties.get(WAREHOUSE)
 
+    def __repr__(self) -> str:  # never the secrets of ``properties`` (a repr ends up in logs and tracebacks)
+        return f"LakeConfig({', '.join(f'{k}={v!r}' for k, v in self.describe().items())})"
+
     def describe(self) -> dict[str, str]:
         """The resolved configuration with secrets masked, for ``lakeml doctor``."""
         out = {"catalog": self.catalog_name, "namespace": self.namespace,
@@ -119,7 +122,7 @@ def resolve(catalog: str | None = None, *, warehouse: str | os.PathLike | None =
         from pyiceberg.utils.config import Config
 
         found = Config().get_catalog_config(name) or {}
-        if not found and not props:
+        if not found and not (props.keys() - lake_opts.keys()):  # lakeml's own keys configure no catalog
             raise ConfigError(
                 f"catalog {name!r} is not configured: add it under 'catalog:' in ~/.pyiceberg.yaml or set "
                 f"PYICEBERG_CATALOG__{name.upper()}__URI (see catalog/profiles/ for examples)")

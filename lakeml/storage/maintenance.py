@@ -143,6 +143,7 @@ def expire_snapshots(tbl: "Table", policy: RetentionPolicy, now_ms: int, *, dry_
 
     from lakeml.storage.compaction import _transaction_class
     from lakeml.storage.retry import retry_commit
+    from lakeml.storage.tables import table_name
 
     def attempt(n: int) -> int:
         if n:
@@ -155,7 +156,7 @@ def expire_snapshots(tbl: "Table", policy: RetentionPolicy, now_ms: int, *, dry_
         return len(ids)
 
     # ValueError: a snapshot to expire was expired by another process meanwhile
-    n = retry_commit(attempt, what=f"snapshot expiry of {'.'.join(tbl.name())}", deadline=deadline,
+    n = retry_commit(attempt, what=f"snapshot expiry of {table_name(tbl)}", deadline=deadline,
                      retry_on=(CommitFailedException, ValueError))
     return n, tbl
 

@@ -38,14 +38,15 @@ _stats: dict[str, dict[str, int]] = {}
 
 
 def count(what: str, event: str = "retries", n: int = 1) -> None:
-    """Add ``n`` to the process-wide counter ``event`` ("retries", "gave_up", "slow") of ``what``."""
+    """Add ``n`` to the process-wide counter ``event`` of ``what``: "retries", "gave_up", "slow", or
+    another event of a demoted library message (see :mod:`lakeml.logs`)."""
     with _stats_lock:
         row = _stats.setdefault(what, {"retries": 0, "gave_up": 0, "slow": 0})
         row[event] = row.get(event, 0) + n
 
 
 def retry_stats() -> dict[str, dict[str, int]]:
-    """A copy of this process's retry counters: ``{what: {"retries", "gave_up", "slow"}}``."""
+    """A copy of this process's retry counters: ``{what: {"retries": n, "gave_up": n, "slow": n, ...}}``."""
     with _stats_lock:
         return {k: dict(v) for k, v in _stats.items()}
 

@@ -181,8 +181,7 @@ class Spool:
         # first write, or a forked child: a child must not write into its parent's spool
         self._pid = pid
         self._where, self._live, self._cur, self._cur_bytes = {}, {}, None, 0
-        self.dir = create_owner(self.root)
-        self._lock_fd = _lock(self.dir)
+        self.dir, self._lock_fd = create_owner(self.root)
         return self.dir
 
     # -- write path ----------------------------------------------------------------------------
@@ -318,23 +317,31 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 # -- owners -------------------------------------------------------------------------------------
-def create_owner(root: Path) -> Path:
-    """A new owner folder, created complete (lock + owner.json) and then renamed into place."""
+def create_owner(root: Path) -> tuple[Path, int]:
+    """A new owner folder, created complete (lock + owner.json) and then renamed into place; returns it
+    and the descriptor of its lock file, ``flock``ed before the rename, so that no other process can
+    ever see the folder unlocked (and take it for a dead owner's) while this one lives."""
     info = {"host": socket.gethostname(), "pid": os.getpid(), "started_ms": int(time.time() * 1000)}
     name = f"{_PREFIX}{info['host']}-{info['pid']}-{uuid.uuid4().hex[:8]}"
     for _ in range(5):
+        fd = None
         try:
             root.mkdir(parents=True, exist_ok=True)
             tmp = root / f".tmp-{name}"
             tmp.mkdir()
             (tmp / "lock").touch()
+            fd = _lock(tmp)
             (tmp / "owner.json").write_text(json.dumps(info))
             _touch(tmp / "heartbeat")
             os.replace(tmp, root / name)
-            return root / name
+            return root / name, fd
         except FileNotFoundError:  # the root was removed by a concurrent cleanup: try again
+            if fd is not None:
+                os.close(fd)
             continue
         except OSError as e:
+            if fd is not None:
+                os.close(fd)
             raise ConfigError(f"cannot create the lakeml spool under {root}: {e}. Set '{SPOOL_DIR}' to a "
                               "writable folder, or 'off' to disable crash-safe logging") from e
     raise ConfigError(f"cannot create the lakeml spool under {root}")

@@ -246,8 +246,13 @@ def evolve(tbl: "Table", c: TableContract, *, deadline: float = 60.0) -> "Table"
                     tx.set_properties(props)
         return tbl
 
-    return retry_commit(attempt, what=f"evolving table {'.'.join(tbl.name())} to its contract",
+    return retry_commit(attempt, what=f"evolving table {table_name(tbl)} to its contract",
                         deadline=deadline, retry_on=(CommitFailedException,))
+
+
+def table_name(tbl: "Table") -> str:
+    """``namespace.table`` of a pyiceberg table, for messages."""
+    return ".".join(tbl.name())
 
 
 def _absent(schema, name: str) -> bool:
