@@ -216,8 +216,11 @@ def catalogs(args) -> None:
         results = {}
         for name, kwargs in (("sqlite", {"warehouse": wh}),
                              ("postgres", {"type": "sql", "uri": uri, "warehouse": wh.as_uri()})):
-            os.environ["LAKEML_CACHE_DIR"] = tempfile.mkdtemp(prefix="lakeml-bench-cache-")  # same start
-            results[name] = _read_path(lakeml.connect(**kwargs), shape)
+            cache = os.environ["LAKEML_CACHE_DIR"] = tempfile.mkdtemp(prefix="lakeml-bench-cache-")  # same start
+            try:
+                results[name] = _read_path(lakeml.connect(**kwargs), shape)
+            finally:
+                shutil.rmtree(cache, ignore_errors=True)
     print(f"\n{'query (median ms)':<52}{'sqlite':>10}{'postgres':>10}{'pg/sqlite':>11}")
     print("-" * 83)
     for key, label in (("cold", "first search of a fresh client (engine start)"),

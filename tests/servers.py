@@ -113,7 +113,7 @@ class _Process:
         self.log_path = log_path
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=env, start_new_session=True, cwd=self.dir,
+                                         env=env, start_new_session=True, cwd=self.dir if preexec_fn else None,
                                          preexec_fn=preexec_fn or (_die_with_parent if _LIBC is not None else None))
         self.pid = self.proc.pid
         _LIVE.add(self)

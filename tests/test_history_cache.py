@@ -137,21 +137,27 @@ def test_sqlite_signature_is_none_in_wal_mode(tmp_path):
         assert lake.get_metric_history(run.run_id)["value"].to_list() == [3.0]
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "sql"])
-def test_freshness_check_is_one_catalog_query_for_all_tables(tmp_path, kind):
+@pytest.mark.parametrize("catalog", ["sqlite", "sqlite-wal", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_freshness_check_is_one_catalog_query_for_all_tables(tmp_path, catalog, request):
     """The embedded SQLite file is read with stdlib sqlite3 and re-read only when its change counter
-    moved; a SQL catalog without that counter (PostgreSQL, or here SQLite in WAL mode behind
-    SQLAlchemy) is asked once per refresh for every table, never once per table. Both see new commits."""
+    moved; a SQL catalog without that counter (PostgreSQL, or SQLite in WAL mode behind SQLAlchemy)
+    is asked once per refresh for every table, never once per table. Both see new commits."""
     from sqlalchemy import event
 
     from lakeml.query.engine import DuckEngine
 
     db = tmp_path / "catalog.db"
-    uri = f"sqlite:///{db}" if kind == "sqlite" else f"sqlite+pysqlite:///{db}"
-    props = {"uri": uri, "warehouse": (tmp_path / "wh").as_uri()}
+    kind = "sqlite" if catalog == "sqlite" else "sql"
+    if catalog == "postgres":
+        from tests.conftest import postgres_lake_kwargs
+
+        props = postgres_lake_kwargs(request.getfixturevalue("postgres_db"), tmp_path)
+    else:
+        uri = f"sqlite:///{db}" if catalog == "sqlite" else f"sqlite+pysqlite:///{db}"
+        props = {"uri": uri, "warehouse": (tmp_path / "wh").as_uri()}
     with lakeml.connect(**props) as writer:
         writer.init()
-        if kind == "sql":
+        if catalog == "sqlite-wal":
             with sqlite3.connect(db) as c:
                 c.execute("PRAGMA journal_mode=WAL")
         statements: list[str] = []

@@ -26,6 +26,7 @@ import tests.test_recovery as recovery
 import tests.test_registry_concurrency as registry
 from lakeml import RunStatus
 from tests.conftest import postgres_lake_kwargs
+from tests.servers import PostgresServer
 from tests.test_concurrency import _check, _plain_read, _run_writers
 from tests.workers.lakes import lake_spec
 
@@ -37,6 +38,7 @@ features = join.features  # the fixture, here made on the PostgreSQL lake
 
 @pytest.fixture
 def pg_lake(postgres_db, tmp_path):
+    """A lake whose SQL catalog is a fresh PostgreSQL database; the warehouse is a local folder."""
     lake = lakeml.connect(commit_interval=0.2, commit_deadline=60, **postgres_lake_kwargs(postgres_db, tmp_path))
     yield lake
     lake.close()
@@ -47,6 +49,28 @@ def test_server_runs_unprivileged_with_its_socket_in_its_folder(postgres_server)
     assert owner != 0 and (os.geteuid() != 0 or owner == pwd.getpwnam("postgres").pw_uid)
     assert (postgres_server.dir / f".s.PGSQL.{postgres_server.port}").is_socket()
     assert postgres_server.psql("SHOW listen_addresses").strip() == "127.0.0.1"
+
+
+def test_a_server_needs_its_password_and_stops_by_pid():
+    import psycopg2
+
+    server = PostgresServer()
+    pid, folder = server.pid, server.dir
+    try:
+        uri = server.create_database("only_for_this_test")
+        conn = psycopg2.connect(host=server.host, port=server.port, user=server.user, password=server.password,
+                                dbname="only_for_this_test")
+        conn.close()
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            psycopg2.connect(host=server.host, port=server.port, user=server.user, password="wrong",
+                             dbname="only_for_this_test")
+        assert uri.endswith(f"@127.0.0.1:{server.port}/only_for_this_test")
+        with pytest.raises(ValueError, match="database name"):
+            server.create_database("bad-name; DROP")
+    finally:
+        server.stop()
+    server.stop()  # idempotent
+    assert not Path(f"/proc/{pid}").exists() and not folder.exists()
 
 
 def test_the_catalog_rows_are_in_postgres(pg_lake, postgres_server):
@@ -67,6 +91,14 @@ def test_eight_writer_processes_into_one_postgres_lake(pg_lake):
     _check(_plain_read(spec), runs, points)  # pyiceberg alone, in its own process
     df = pg_lake.search_runs("concurrency")
     assert df.height == procs and set(df["status"].to_list()) == {RunStatus.FINISHED.value}
+
+
+def test_writers_racing_to_create_the_tables_on_postgres(postgres_db, tmp_path):
+    """An empty database: four processes create the namespace and the tables at the same moment."""
+    procs, points = 4, 5_000
+    spec = {"properties": postgres_lake_kwargs(postgres_db, tmp_path), "catalog_name": "lakeml"}
+    runs = _run_writers(spec, procs, points)
+    _check(_plain_read(spec), runs, points)
 
 
 def test_concurrent_registration_on_postgres(pg_lake, tmp_path):
