@@ -65,7 +65,10 @@ def new_connection(database: str = ":memory:", *, httpfs: bool = True, verified_
     cfg.update(config)
     con = duckdb.connect(database, config=cfg)
     try:
-        con.execute("SET enable_progress_bar = false")  # else drawn on stdout (even into a pipe) after 2 s
+        try:  # else drawn on stdout (even into a pipe) after 2 s
+            con.execute("SET enable_progress_bar = false")
+        except duckdb.InvalidInputException:  # in Jupyter DuckDB refuses it without ipywidgets: no bar there
+            pass
         for path in paths:
             con.execute(f"LOAD '{path}'")
     except BaseException:
