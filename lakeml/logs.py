@@ -22,6 +22,7 @@ ROOT = "lakeml"
 # counters (lakeml.storage.retry.retry_stats) of the demoted messages: (key, event)
 PYICEBERG_RETRIES = "pyiceberg commit (concurrent update)"  # pyiceberg's own commit retries, event "retries"
 PYICEBERG_CLEANUP = "pyiceberg delete after commit"  # old metadata files it could not delete, event "files_left"
+PYICEBERG_REGION = "pyiceberg s3 region lookup"  # buckets whose region it could not ask, event "unresolved"
 
 # (logger, message pattern, (counter key, event)): library messages that are expected during normal
 # operation. They are re-logged on "lakeml.<library>" at DEBUG instead, and counted.
@@ -33,6 +34,9 @@ EXPECTED: list[tuple[str, "re.Pattern[str]", tuple[str, str]]] = [
     # a client whose table was behind deletes old metadata files another writer already deleted.
     # Harmless; a file really left behind is removed by orphan cleanup (lakeml maintain).
     ("pyiceberg.catalog", re.compile(r"^Failed to delete metadata file "), (PYICEBERG_CLEANUP, "files_left")),
+    # pyiceberg/io/pyarrow.py: with s3.region unset it asks the bucket for its region; MinIO, SeaweedFS
+    # and other S3-compatible stores often do not answer, and the configured endpoint is used anyway.
+    ("pyiceberg.io.pyarrow", re.compile(r"^Unable to resolve region for bucket "), (PYICEBERG_REGION, "unresolved")),
 ]
 
 _handler: logging.Handler | None = None

@@ -458,3 +458,45 @@ def test_read_only_commands_skip_pyiceberg_catalog_and_sqlalchemy(sample, args):
     modules = set(json.loads(r.stderr.strip().splitlines()[-1]))
     assert "duckdb" in modules  # it did read
     assert not {"pyiceberg.catalog.sql", "sqlalchemy", "pyiceberg.table"} & modules
+
+
+
+
+@pytest.mark.parametrize("args", [["experiments", "list"], ["runs", "list", "-e", "churn"],
+                                  ["runs", "list", "-f", "metrics.auc > 0", "--order-by", "params.lr", "-o", "json"]])
+def test_list_commands_skip_polars_and_pyarrow(sample, args):
+    """Rows come from DuckDB as Python tuples, and a reader starts no committer (it imports pyarrow)."""
+    env, _ = sample
+    r = subprocess.run([sys.executable, "-c", _PROBE, *args], env={**os.environ, **env},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "churn" in r.stdout
+    modules = set(json.loads(r.stderr.strip().splitlines()[-1]))
+    assert "duckdb" in modules  # it did read
+    assert not {"polars", "pyarrow"} & modules
+
+
+def test_a_reader_starts_no_committer_thread_until_it_writes(sample, monkeypatch, tmp_path):
+    """The row buffers (and the committer's thread) come with the first write, not with connect()."""
+    import threading
+
+    from lakeml.cli.common import open_lake
+
+    env, _ = sample
+    for k, val in env.items():
+        monkeypatch.setenv(k, val)
+
+    def committers() -> int:
+        return sum(t.name == "lakeml-committer" and t.is_alive() for t in threading.enumerate())
+
+    before = committers()
+    with open_lake(None, None, read_only=True) as lake:
+        assert {e.name for e in lake.list_experiments()} == {"churn", "fraud"}
+        assert lake.get_run(lake.search_runs("churn")["run_id"][0]).experiment_name == "churn"
+        assert committers() == before
+    with open_lake(None, str(tmp_path / "wh")) as lake:  # a lake of its own: the sample stays as it is
+        lake.init()
+        assert committers() == before
+        run = lake.create_run("threads-probe")
+        assert committers() == before + 1
+        lake.set_terminated(run.run_id)

@@ -203,3 +203,21 @@ def test_duckdb_draws_no_progress_bar_into_the_output(file_lake):
     which would corrupt `lakeml sql -o json` output."""
     frame = file_lake.sql("SELECT current_setting('enable_progress_bar') AS bar")
     assert frame["bar"].to_list() == [False]
+
+
+def test_unresolved_s3_region_is_not_a_warning(caplog):
+    """pyiceberg asks AWS for a bucket's region when s3.region is unset; MinIO-style stores never
+    answer, and the configured endpoint is used anyway. The message is logged the way pyiceberg
+    logs it (its logger, its text: checked against pyiceberg's source so an upgrade shows here)."""
+    import inspect
+
+    import pyiceberg.io.pyarrow as pio
+
+    assert 'logger.warning(f"Unable to resolve region for bucket {bucket}")' in inspect.getsource(pio)
+    reset_retry_stats()
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger(pio.__name__).warning("Unable to resolve region for bucket %s", "ml-lake")
+    seen = [r for r in caplog.records if r.getMessage().startswith("Unable to resolve region")]
+    assert seen and all(r.name == "lakeml.pyiceberg" and r.levelno == logging.DEBUG for r in seen)
+    assert retry_stats()[logs.PYICEBERG_REGION]["unresolved"] == 1
+    reset_retry_stats()

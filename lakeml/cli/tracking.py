@@ -63,9 +63,9 @@ def experiments_list(catalog: Optional[str] = CatalogOpt, warehouse: Optional[st
 
 
 def _run_counts(lake: Any) -> dict[str, int]:
-    df = lake.engine.polars("SELECT experiment_id, count(DISTINCT run_id) AS n FROM lakeml.runs GROUP BY 1",
-                            tables=["runs"])
-    return {r["experiment_id"]: r["n"] for r in df.iter_rows(named=True)}
+    _, rows = lake.engine.rows("SELECT experiment_id, count(DISTINCT run_id) AS n FROM lakeml.runs GROUP BY 1",
+                               tables=["runs"])
+    return dict(rows)
 
 
 # -- runs ---------------------------------------------------------------------------------------
@@ -122,11 +122,17 @@ def runs_list(
 ) -> None:
     """List runs, newest first (or by --order-by). The text table adds any metric, param or tag column
     that the filter or the order names."""
+    from lakeml import validation
+    from lakeml.ids import experiment_id_for
+    from lakeml.query.runs import search_run_rows
+
+    ids = [experiment_id_for(validation.validate_name(n)) for n in experiment] if experiment else None
     with open_lake(catalog, warehouse, read_only=True) as lake:
-        df = lake.search_runs(experiment or None, filter_string=filter_string, order_by=order_by or None,
-                              max_results=limit)
+        lake.query.before_read()
+        found = search_run_rows(lake.engine, experiment_ids=ids, filter_string=filter_string,
+                                order_by=order_by or None, max_results=limit)
     rows = []
-    for r in df.iter_rows(named=True):
+    for r in found:
         r["experiment"] = r.get("experiment_name") or r.get("experiment_id")
         r["duration"] = _duration(r.get("start_time"), r.get("end_time"))
         rows.append(r)
@@ -146,10 +152,7 @@ def runs_show(run_id: str = typer.Argument(..., help="the run id (see 'lakeml ru
     with open_lake(catalog, warehouse, read_only=True) as lake:
         run = lake.get_run(run_id)
         artifacts = _all_artifacts(lake, run_id)
-        history = lake.get_metric_history(run_id)
-    steps: dict[str, int] = {}
-    for key, n in history.group_by("key").len().iter_rows():
-        steps[key] = n
+        steps = lake.engine.metric_point_counts(run_id)
     if output == Output.json:
         d = run.to_dict()
         d["artifacts"] = [a.to_dict() for a in artifacts]

@@ -247,6 +247,27 @@ class DuckEngine:
 
         return pl.from_arrow(self.arrow(sql, params, tables=tables))
 
+    def rows(self, sql: str, params: list | dict | None = None, *,
+             tables: list[str] | None = None) -> tuple[list[str], list[tuple]]:
+        """Run trusted ``sql`` like :meth:`arrow`; returns the column names and the rows as Python
+        tuples (no pyarrow or polars needed). Timestamps with a time zone come back in UTC."""
+        with self._lock:
+            if self.cached:
+                self.refresh(tables)
+            else:
+                self._prepare(sql if tables is None else f"{sql} {' '.join(tables)}")
+            con = self.session.con
+            rel = con.sql(sql, params=params or None)
+            cols = list(rel.columns)
+            tz = [i for i, t in enumerate(rel.types) if str(t) == "TIMESTAMP WITH TIME ZONE"]
+            if tz:  # fetched as microseconds: DuckDB would need pytz and the session's time zone
+                swap = ", ".join(f"epoch_us({ident(cols[i])}) AS {ident(cols[i])}" for i in tz)
+                sql = f"SELECT * REPLACE ({swap}) FROM ({sql}) AS __q"
+            out = con.execute(sql, params or []).fetchall()
+        if tz:
+            out = [tuple(_utc(v) if i in tz else v for i, v in enumerate(r)) for r in out]
+        return cols, out
+
     def query(self, sql: str, params: list | dict | None = None, *, as_of: Any = None):
         """Run a user's SQL (checked read-only unless the engine is read-write); returns a pyarrow Table."""
         import duckdb
@@ -293,6 +314,17 @@ class DuckEngine:
             self.refresh(["metrics"])
             return self.history.metric_history(run_id, key)
 
+    def metric_point_counts(self, run_id: str) -> dict[str, int]:
+        """How many points each metric of one run has, by key (plain mode: no pyarrow needed)."""
+        with self._lock:
+            self.refresh(["metrics"])
+            if self.tables.bound["metrics"].listing is not None:  # cached: the point cache answers
+                keys = self.history.metric_history(run_id).column("key").to_pylist()
+                return {k: keys.count(k) for k in dict.fromkeys(keys)}
+            rows = self.session.con.execute("SELECT key, count(*) FROM lakeml.metrics WHERE run_id = $1 "
+                                            "GROUP BY key ORDER BY key", [run_id]).fetchall()
+        return dict(rows)
+
     def metric_histories(self, run_ids: list[str], key: str | None = None):
         """The points of many runs as Arrow: ``run_id`` first, ordered by run, key, step, timestamp."""
         with self._lock:
@@ -323,3 +355,12 @@ class DuckEngine:
                 self.session.con = None
             self.tables.reset()
             self.namespaces.reset()
+
+
+def _utc(us: int | None) -> Any:
+    """Microseconds since the epoch -> an aware UTC datetime (None stays None)."""
+    if us is None:
+        return None
+    from datetime import datetime, timedelta, timezone
+
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)

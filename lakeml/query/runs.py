@@ -21,15 +21,18 @@ PARAMS = "SELECT run_id, key, value FROM lakeml.params_latest {where}"
 _RUN_TABLES = ["runs", "params", "metric_latest", "tags", "experiments"]
 
 
-def list_experiments(engine: "DuckEngine") -> Any:
-    return engine.polars(f"SELECT experiment_id, name, artifact_location, created_at, tags FROM ({EXPERIMENTS}) "
-                         "ORDER BY created_at", tables=["experiments"])
+def experiment_rows(engine: "DuckEngine") -> list[tuple]:
+    """(experiment_id, name, artifact_location, created_at, tags) per experiment, oldest first."""
+    return engine.rows(f"SELECT experiment_id, name, artifact_location, created_at, tags FROM ({EXPERIMENTS}) "
+                       "ORDER BY created_at", tables=["experiments"])[1]
 
 
-def run_events(engine: "DuckEngine", run_id: str) -> Any:
-    return engine.polars(
+def run_event_row(engine: "DuckEngine", run_id: str) -> dict[str, Any] | None:
+    """The latest event row of one run with ``exp_name`` (the experiment's name); None if no such run."""
+    cols, rows = engine.rows(
         f"SELECT r.*, e.name AS exp_name FROM ({RUNS_LATEST.format(where='WHERE run_id = $1')}) r "
         f"LEFT JOIN ({EXPERIMENTS}) e USING (experiment_id)", [run_id], tables=["runs", "experiments"])
+    return dict(zip(cols, rows[0])) if rows else None
 
 
 def run_details(engine: "DuckEngine", run_id: str) -> dict[str, Any]:
@@ -58,9 +61,42 @@ def search_runs(engine: "DuckEngine", *, experiment_ids: list[str] | None, filte
     The filter and the order are evaluated on one joined column per key they name; maps
     of all params, metrics and tags are built only for the runs of the page returned.
     """
-    import duckdb
     import polars as pl
 
+    sql, args = _search_sql(filter_string, order_by, experiment_ids, max_results, offset)
+    raw = _run_search(engine.polars, sql, args, filter_string, order_by)
+    return _widen(raw, pl)
+
+
+def search_run_rows(engine: "DuckEngine", *, experiment_ids: list[str] | None, filter_string: str | None,
+                    order_by: list[str] | None, max_results: int, offset: int = 0) -> list[dict[str, Any]]:
+    """The rows of :func:`search_runs` as dicts with the same keys, in the same order (no polars
+    or pyarrow needed: what the CLI prints)."""
+    sql, args = _search_sql(filter_string, order_by, experiment_ids, max_results, offset)
+    cols, rows = _run_search(engine.rows, sql, args, filter_string, order_by)
+    maps = ("params", "metrics", "tags")
+    recs = [dict(zip(cols, r)) for r in rows]
+    keys = {ent: sorted({kv["key"] for rec in recs for kv in (rec[ent] or []) if kv["key"] is not None})
+            for ent in maps}
+    out = []
+    for rec in recs:
+        row = {c: v for c, v in rec.items() if c not in maps}
+        for ent in maps:
+            got: dict[str, Any] = {}
+            for kv in rec[ent] or []:
+                if kv["key"] is not None:
+                    got.setdefault(kv["key"], kv["value"])
+            for k in keys[ent]:
+                val = got.get(k)
+                if val is not None:
+                    val = float(val) if ent == "metrics" else str(val)
+                row[f"{ent}.{k}"] = val
+        out.append(row)
+    return out
+
+
+def _search_sql(filter_string: str | None, order_by: list[str] | None, experiment_ids: list[str] | None,
+                max_results: int, offset: int) -> tuple[str, list[Any]]:
     max_results = whole_number(max_results, "max_results", 1)
     offset = whole_number(offset, "offset", 0)
     joins: dict[tuple[str, str], str] = {}
@@ -97,12 +133,17 @@ def search_runs(engine: "DuckEngine", *, experiment_ids: list[str] | None, filte
       FROM page LEFT JOIN params_l USING (run_id) LEFT JOIN metrics_l USING (run_id)
       LEFT JOIN tags_l USING (run_id)
       ORDER BY page.__ord"""
+    return sql, args
+
+
+def _run_search(fetch: Any, sql: str, args: list[Any], filter_string: str | None, order_by: list[str] | None) -> Any:
+    import duckdb
+
     try:
-        raw = engine.polars(sql, args, tables=_RUN_TABLES)
+        return fetch(sql, args, tables=_RUN_TABLES)
     except duckdb.Error as e:  # filters are checked before, so this names a bug or a broken table
         raise QueryError(f"search_runs failed for filter {filter_string!r} and order {order_by!r}: "
                          f"{type(e).__name__}: {e}") from e
-    return _widen(raw, pl)
 
 
 def _widen(raw: Any, pl: Any) -> Any:
@@ -124,7 +165,7 @@ def _widen(raw: Any, pl: Any) -> Any:
 
 
 def _as_dict(row: Any) -> dict:
-    """A DuckDB MAP as polars hands it over (a dict, or a list of key/value structs)."""
+    """A DuckDB MAP as polars or DuckDB hands it over (a dict, or a list of key/value structs)."""
     if not row:
         return {}
     if isinstance(row, dict):

@@ -53,7 +53,7 @@ class RegistryClient:
         self._lock = threading.Lock()
         self.models_io = ModelIO(self, tracking, query, artifacts, config)
         self.deployments = Deployments(self, tracking, query)
-        self.checkpoints = Checkpoints(tracking, query, artifacts, committer.buffer("checkpoints"), clock=clock,
+        self.checkpoints = Checkpoints(tracking, query, artifacts, committer.lazy_buffer("checkpoints"), clock=clock,
                                        before_read=before_read)
 
     @property

@@ -53,6 +53,18 @@ QUARANTINE_KEEP = 1000  # bad rows kept in memory (Committer.quarantined); the f
 _LIVE: "weakref.WeakSet[Committer]" = weakref.WeakSet()
 
 
+class LazyBuffer:
+    """One table's :class:`RowBuffer`, asked of the committer on first use."""
+
+    __slots__ = ("_committer", "_table")
+
+    def __init__(self, committer: "Committer", table: str):
+        self._committer, self._table = committer, table
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._committer.buffer(self._table), name)
+
+
 class RowBuffer:
     """A thread-safe list of row tuples for one table, in contract column order."""
 
@@ -214,6 +226,10 @@ class Committer:
                 buf = self._buffers.setdefault(table, RowBuffer(table, self._wake, self.max_rows))
             self._ensure_thread()
         return buf
+
+    def lazy_buffer(self, table: str) -> "LazyBuffer":
+        """Stands for :meth:`buffer` of ``table`` until first used (a reader starts no thread)."""
+        return LazyBuffer(self, table)
 
     def pending_rows(self) -> int:
         with self._pending_lock:

@@ -41,6 +41,18 @@ def sync_end_default() -> bool:
     return os.environ.get(SYNC_END_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+class _Buffers(dict):
+    """The committer's row buffer of each table, asked for on first use."""
+
+    def __init__(self, committer: "Committer"):
+        super().__init__()
+        self._committer = committer
+
+    def __missing__(self, table: str) -> Any:
+        buf = self[table] = self._committer.buffer(table)
+        return buf
+
+
 class TrackingClient:
     """Experiments, runs and their params, metrics, tags, artifacts and inputs, by explicit run id."""
 
@@ -60,9 +72,16 @@ class TrackingClient:
         self._seq = itertools.count()
         self._lock = threading.RLock()
         self._facts = ProcessFacts()
-        self._buf = {t: committer.buffer(t) for t in TABLES}
-        self._metric_add = self._buf["metrics"].add
-        self.inputs = RunInputs(config, store, self._buf["inputs"], self.run_state, self.get_run, clock=clock)
+        # Buffers (and the committer's thread) come on first write: a reader starts neither.
+        self._buf = _Buffers(committer)
+        self.inputs = RunInputs(config, store, committer.lazy_buffer("inputs"), self.run_state, self.get_run,
+                                clock=clock)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_metric_add":  # bound on first use (see __init__)
+            add = self._metric_add = self._buf["metrics"].add
+            return add
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- experiments --------------------------------------------------------------------------
     def get_or_create_experiment(self, name: str = DEFAULT_EXPERIMENT, *, tags: Mapping[str, str] | None = None,
@@ -90,13 +109,11 @@ class TrackingClient:
 
     def list_experiments(self) -> list[Experiment]:
         """Every experiment, oldest first."""
-        from lakeml.query.runs import _as_dict, list_experiments
+        from lakeml.query.runs import _as_dict, experiment_rows
 
         self.before_read()
-        df = list_experiments(self.query.engine)
-        return [Experiment(r["experiment_id"], r["name"], r["artifact_location"], r["created_at"],
-                           _as_dict(r["tags"]))
-                for r in df.iter_rows(named=True)]
+        return [Experiment(eid, name, loc, created, _as_dict(tags))
+                for eid, name, loc, created, tags in experiment_rows(self.query.engine)]
 
     def _find_experiment(self, name: str) -> Experiment | None:
         return next((e for e in self.list_experiments() if e.name == name), None)
@@ -330,16 +347,15 @@ class TrackingClient:
     # -- reads --------------------------------------------------------------------------------
     def get_run(self, run_id: str) -> Run:
         """The run with its params, latest metrics, tags and inputs."""
-        from lakeml.query.runs import run_details, run_events
+        from lakeml.query.runs import run_details, run_event_row
 
         v.validate_run_id(run_id)
         self.before_read()
         engine = self.query.engine
-        ev = run_events(engine, run_id)
-        if ev.height == 0:
+        r = run_event_row(engine, run_id)
+        if r is None:
             raise NotFoundError(f"run {run_id} does not exist in {self.config.catalog_name}."
                                 f"{self.config.namespace}; find run ids with 'lakeml runs list'")
-        r = ev.row(0, named=True)
         d = run_details(engine, run_id)
         inputs = [DatasetInput(kind, name, role, t, snap, sch, uri, dig, cat)
                   for role, kind, name, t, snap, sch, uri, dig, cat in d["inputs"]]
