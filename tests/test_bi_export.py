@@ -36,7 +36,7 @@ SUPERSET_LIKE = textwrap.dedent("""
 def _finished(lake, name, auc):
     r = lake.create_run("churn", run_name=name)
     lake.log_metric(r.run_id, "auc", auc)
-    lake.set_terminated(r.run_id)
+    lake.set_terminated(r.run_id, wait=True)  # committed before the BI tool (another process) looks
 
 
 def _open_like_superset(py, exp, lake, tmp_path) -> dict:

@@ -27,7 +27,10 @@ X, Y = load_iris(return_X_y=True)
 
 
 def in_fresh_process(lake, code: str) -> str:
-    """Run ``code`` (with ``lake`` opened from its spec) in a new interpreter; returns stdout."""
+    """Run ``code`` (with ``lake`` opened from its spec) in a new interpreter; returns stdout.
+
+    What this process logged is committed first: another process sees it only once it is in Iceberg."""
+    lake.flush()
     prog = "import json, sys\nfrom tests.workers.lakes import open_spec\nlake = open_spec(sys.argv[1])\n" + code
     res = subprocess.run([sys.executable, "-c", prog, json.dumps(lake_spec(lake))], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
