@@ -15,3 +15,12 @@ for t in report.tables:
     print(t.table, t.files_before, "->", t.files_after, t.bytes_freed, f"{t.seconds:.1f}s")
 # --8<-- [end:maintain]
 lake.close()
+
+# A reader that does not use lakeml waits for exited processes' spools to be committed first:
+# --8<-- [start:wait]
+from lakeml.storage.drain import wait_for_drains
+from lakeml.storage.localdirs import spool_root
+
+wait_for_drains(spool_root(lake.config), timeout=120)  # or the path: <warehouse>/.lakeml-spool/<namespace>
+# --8<-- [end:wait]
+print("drained:", wait_for_drains(spool_root(lake.config), timeout=120))

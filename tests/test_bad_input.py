@@ -238,7 +238,8 @@ def test_dead_s3_endpoint_for_artifacts_is_a_storage_error(tmp_path):
 
 
 def test_no_silent_loss_at_exit_when_storage_is_dead(tmp_path):
-    """A process that exits with rows it cannot commit says so on stderr (it does not hang or pass silently)."""
+    """A process that commits at exit (LAKEML_EXIT_DRAIN=inline) and cannot says so on stderr (it does not
+    hang or pass silently). In the default mode the rows stay in the fsynced spool for the drain helper."""
     port = _free_port()
     code = f"""
 import lakeml
@@ -250,5 +251,5 @@ run = lake.create_run("x")
 lake.log_metric(run.run_id, "m", 1.0)
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**os.environ})
+                          env={**os.environ, "LAKEML_EXIT_DRAIN": "inline"})
     assert "could not commit" in proc.stderr, proc.stderr[-2000:]

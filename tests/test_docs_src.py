@@ -24,7 +24,7 @@ RUN_HERE = [p for p in PROGRAMS if not p.name.startswith(tuple(RUN_ELSEWHERE))]
 
 # What each program prints, line by line (regular expressions, matched in full).
 OUTPUT = {
-    "maintenance.py": [r"metrics \d+ -> \d+ \d+ \d+\.\ds"],
+    "maintenance.py": [r"metrics \d+ -> \d+ \d+ \d+\.\ds", r"drained: True"],
     "quickstart.py": [r"FINISHED 6 growth", r"1 run found; 10000 points; 3 input rows", r"a trained model"],
     "registry_guide.py": [
         r"overview: version 1 is 1",

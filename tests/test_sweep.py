@@ -252,50 +252,146 @@ def test_old_metadata_files_are_deleted_on_new_and_existing_tables(tmp_path):
 
 
 BACKGROUND_CHILD = r"""
-import json, sys
+import atexit, json, sys
 import lakeml
 from tests.workers.lakes import open_spec
 
+def record_modules():  # runs after lakeml's exit hook (threading's exit hooks run before atexit's)
+    with open(sys.argv[2], "w") as f:
+        f.write("\n".join(sorted(sys.modules)))
+
+atexit.register(record_modules)
 lakeml.set_lake(open_spec(json.loads(sys.argv[1])))
 with lakeml.start_run(experiment="drained", run_name="short") as run:
     lakeml.log_params({"lr": "0.5"})
     for s in range(20):
         lakeml.log_metric("loss", 1.0 / (s + 1), step=s)
 print(run.info.run_id if hasattr(run, "info") else run.run_id, flush=True)
-print("write stack imported" if any(m.split(".")[0] in ("pyiceberg", "pyarrow") for m in sys.modules)
-      else "no write stack", flush=True)
+"""
+
+READER_CHILD = r"""
+import json, sys
+from tests.workers.lakes import open_spec
+
+lake = open_spec(json.loads(sys.argv[1]))
+run = lake.get_run(sys.argv[2])
+print(json.dumps({"status": run.status.value, "params": run.params,
+                  "steps": lake.get_metric_history(sys.argv[2], "loss").height}))
+lake.close()
 """
 
 
-def test_background_exit_drain_leaves_the_spool_to_a_helper(file_lake, tmp_path, py):
-    """LAKEML_EXIT_DRAIN=background: the process exits without importing the write stack; a detached
-    helper commits its spool once it is gone, and the next reader finds the run FINISHED."""
-    import time
+def _exit_drain_child(lake, tmp_path, py, **env):
+    script = tmp_path / "child.py"
+    script.write_text(BACKGROUND_CHILD)
+    modules = tmp_path / "modules.txt"
+    child_env = {k: v for k, v in os.environ.items() if k != "LAKEML_EXIT_DRAIN"}
+    out = subprocess.run([py, str(script), json.dumps(lake_spec(lake)), str(modules)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, env={**child_env, "PYTHONPATH": str(ROOT), **env})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout.split("\n")[0], set(modules.read_text().split())
 
-    from lakeml.storage.spool import has_dead_owners
+
+def test_by_default_a_process_leaves_its_spool_to_a_helper_and_readers_wait_for_it(file_lake, tmp_path, py):
+    """The default exit drain: the process exits without ever importing the write stack; a detached
+    helper commits its spool once it is gone; another process reading right after it exited (with
+    lakeml.connect(), or the CLI) finds the run FINISHED with all its rows: reads wait for the helper."""
+    lake = file_lake
+    lake.init()
+    run_id, modules = _exit_drain_child(lake, tmp_path, py)
+    assert not {m for m in modules if m.split(".")[0] in ("pyiceberg", "pyarrow")}  # the helper commits
+    reader = tmp_path / "reader.py"
+    reader.write_text(READER_CHILD)
+    out = subprocess.run([py, str(reader), json.dumps(lake_spec(lake)), run_id], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"status": "FINISHED", "params": {"lr": "0.5"},
+                                                               "steps": 20}
+    root = spool_root(lake.config)
+    assert "Traceback" not in (root / "drain.log").read_text()
+
+
+def test_the_cli_right_after_a_process_exited_lists_its_run(file_lake, tmp_path, py):
+    """`python train.py && lakeml runs list`: the cold CLI waits for the drain helper."""
+    lake = file_lake
+    lake.init()
+    run_id, _ = _exit_drain_child(lake, tmp_path, py)
+    cli = Path(py).parent / "lakeml"
+    out = subprocess.run([str(cli), "runs", "list", "-e", "drained", "-w", str(lake.config.warehouse_dir),
+                          "-o", "json"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = json.loads(out.stdout)
+    assert [(r["run_id"], r["status"]) for r in runs] == [(run_id, "FINISHED")]
+
+
+def test_wait_for_drains_lets_plain_readers_see_an_exited_process(file_lake, tmp_path, py):
+    """Readers without lakeml (plain pyiceberg) call drain.wait_for_drains before reading."""
+    from lakeml.storage.drain import wait_for_drains
 
     lake = file_lake
     lake.init()
-    script = tmp_path / "child.py"
-    script.write_text(BACKGROUND_CHILD)
-    out = subprocess.run([py, str(script), json.dumps(lake_spec(lake))], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT), "LAKEML_EXIT_DRAIN": "background"})
-    assert out.returncode == 0, out.stderr[-3000:]
-    run_id, imported = out.stdout.split("\n")[:2]
-    assert imported == "no write stack"  # neither pyarrow nor pyiceberg: the helper commits
-    root = spool_root(lake.config)
-    for _ in range(1200):  # the helper works in the background: wait for it (no time is asserted)
-        mine = lake.committer.spool.dir
-        if not any(p.name.startswith("owner-") and p != mine for p in root.iterdir()) and not has_dead_owners(root):
-            break
-        time.sleep(0.1)
-    run = lake.get_run(run_id)
-    assert run.status.value == "FINISHED" and run.params == {"lr": "0.5"}
-    assert lake.get_metric_history(run_id, "loss").height == 20
-    assert "Traceback" not in (root / "drain.log").read_text()
+    run_id, _ = _exit_drain_child(lake, tmp_path, py)
+    assert wait_for_drains(spool_root(lake.config), 300)
+    runs = plain_catalog(lake_spec(lake)).load_table(f"{lake.config.namespace}.runs").scan().to_arrow()
+    assert "FINISHED" in [s for r, s in zip(runs.column("run_id").to_pylist(), runs.column("status").to_pylist())
+                          if r == run_id]
+
+
+def test_inline_exit_drain_commits_in_the_process(file_lake, tmp_path, py):
+    """LAKEML_EXIT_DRAIN=inline: the old behaviour, the process commits at exit itself."""
+    lake = file_lake
+    lake.init()
+    run_id, modules = _exit_drain_child(lake, tmp_path, py, LAKEML_EXIT_DRAIN="inline")
+    assert "pyiceberg" in modules
+    assert not (spool_root(lake.config) / "drain.log").exists()  # no helper was started
+    assert lake.get_run(run_id).status.value == "FINISHED"
 
 
 def test_an_unknown_exit_drain_mode_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("LAKEML_EXIT_DRAIN", "later")
     with pytest.raises(lakeml.errors.ConfigError, match="inline.*background"):
         lakeml.connect(warehouse=tmp_path / "wh")
+
+
+LONG_CHILD = r"""
+import json, sys, time
+from tests.workers.lakes import open_spec
+
+lake = open_spec(json.loads(sys.argv[1]), commit_interval=0.2)
+run = lake.create_run("live", run_name="long")
+lake.log_metric(run.run_id, "loss", 1.0, step=0)
+time.sleep(0.5)  # longer than the commit interval: the next logging call imports pyarrow
+lake.log_metric(run.run_id, "loss", 0.5, step=1)
+print(run.run_id, flush=True)
+sys.stdin.read()  # stays alive (and its run RUNNING) until the test is done reading
+"""
+
+
+def test_a_long_run_commits_as_it_goes_with_the_default_exit_drain(file_lake, tmp_path, py):
+    """A process that leaves its spool to a helper at exit still commits while it lives, once it has
+    lived one commit interval: other processes see a long run's metrics before it ends."""
+    import time
+
+    lake = file_lake
+    lake.init()
+    script = tmp_path / "long.py"
+    script.write_text(LONG_CHILD)
+    env = {k: v for k, v in os.environ.items() if k != "LAKEML_EXIT_DRAIN"}
+    child = subprocess.Popen([py, str(script), json.dumps(lake_spec(lake))], cwd=ROOT, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env={**env, "PYTHONPATH": str(ROOT)})
+    try:
+        run_id = child.stdout.readline().strip()
+        assert run_id
+        steps: list = []
+        for _ in range(1200):  # the child's committer works in the background: wait for it (no time asserted)
+            tbl = plain_catalog(lake_spec(lake)).load_table(f"{lake.config.namespace}.metrics")
+            steps = sorted(tbl.scan().to_arrow().column("step").to_pylist())
+            if steps == [0, 1]:
+                break
+            time.sleep(0.1)
+        assert steps == [0, 1]
+        assert child.poll() is None  # committed by the live process, not by a helper after it
+    finally:
+        child.stdin.close()
+        child.wait(timeout=120)

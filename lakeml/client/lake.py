@@ -75,6 +75,7 @@ class Lake:
         self.registry = RegistryClient(config, self.store, self.artifacts, self.tracking, self.query,
                                        self.committer, clock=clock, before_read=before_read)
         self.maintenance = Maintenance(config, self.store, self.committer, clock=clock)  # recovers dead spools
+        before_read.recover = self.maintenance.recover_for_read  # reads recover spools nobody commits
 
     def __repr__(self) -> str:
         return f"Lake(catalog={self.config.catalog_name!r}, namespace={self.config.namespace!r})"

@@ -51,6 +51,16 @@ TICK_BACKOFF = 3.0  # after a tick that took t seconds, the next one waits max(i
 QUARANTINE_KEEP = 1000  # bad rows kept in memory (Committer.quarantined); the files keep them all
 
 _LIVE: "weakref.WeakSet[Committer]" = weakref.WeakSet()
+# When a committer that defers pyarrow (see Committer._arrow_ready) wants it imported: the next logging
+# call after that time imports it, in the caller's thread, so a long run commits as it goes.
+_ARROW_DUE: list[float] = []
+
+
+def _import_arrow_if_due() -> None:
+    if _ARROW_DUE and time.monotonic() >= _ARROW_DUE[0]:
+        import pyarrow  # noqa: F401
+
+        _ARROW_DUE.clear()
 
 
 class LazyBuffer:
@@ -80,12 +90,16 @@ class RowBuffer:
         self._limit = limit
 
     def add(self, row: tuple) -> None:
+        if _ARROW_DUE:
+            _import_arrow_if_due()
         with self.lock:
             self.rows.append(row)
             if len(self.rows) >= self._limit:
                 self._wake.set()
 
     def extend(self, rows: list[tuple]) -> None:
+        if _ARROW_DUE:
+            _import_arrow_if_due()
         with self.lock:
             self.rows.extend(rows)
             if len(self.rows) >= self._limit:
@@ -215,6 +229,8 @@ class Committer:
         self.exit_drain = exit_drain_mode(getattr(getattr(store, "config", None), "properties", None) or {})
         # background exit drain with a spool: when this committer started, its pyarrow import deferred
         self._lazy_arrow = time.monotonic() if self.exit_drain == "background" and spool is not None else None
+        if self._lazy_arrow is not None and "pyarrow" not in sys.modules and not _ARROW_DUE:
+            _ARROW_DUE.append(self._lazy_arrow + interval)
         _LIVE.add(self)
 
     # -- producer side -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from lakeml.errors import InvalidInputError
+from lakeml.storage.drain import drains_running
 from lakeml.storage.maintenance import (DEFAULT_ORPHAN_AGE_MS, AutoMaintainer, MaintenanceReport, Progress,
                                         existing_tables, maintain_table, now_ms_from, parse_duration_ms)
 from lakeml.storage.recovery import RecoveryReport, recover
@@ -51,7 +52,8 @@ class Maintenance:
     def _start_recovery(self) -> None:
         root = spool_root(self.config)
         try:
-            if not has_dead_owners(root):
+            # dead spools first, then whether a drain helper (or a recovery) is on them: then reads wait for it
+            if not has_dead_owners(root) or drains_running(root):
                 return
         except OSError as e:  # an unreadable spool folder must not stop connect()
             log.warning("cannot look for unrecovered spools under %s: %s", root, e)
@@ -94,6 +96,22 @@ class Maintenance:
         earlier, self._recovery_report = self._recovery_report, None
         if earlier is not None:
             report.owners = earlier.owners + report.owners
+        return report
+
+    def recover_for_read(self) -> RecoveryReport:
+        """What a read does when exited processes' spools are left that nobody commits (see
+        :class:`~lakeml.query.freshness.ReadYourWrites`): :meth:`recover`, its report kept for the next
+        :meth:`recover` to return."""
+        if self._recovery_thread is not None:
+            self._recovery_thread.join()
+        report = recover(self.store, spool_root(self.config), deadline=self.committer.deadline, clock_us=self.clock)
+        if report.owners:
+            if self._recovery_report is None:
+                self._recovery_report = RecoveryReport()
+            self._recovery_report.owners += report.owners
+            if report.rows or report.runs_killed:
+                log.warning("lakeml recovered %d rows of %d dead process(es); runs marked KILLED: %s",
+                            report.rows, len(report.owners), ", ".join(report.runs_killed) or "none")
         return report
 
     def maintain(self, tables: str | Iterable[str] | None = None, *, dry_run: bool = False,

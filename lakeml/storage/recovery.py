@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakeml.errors import CommitError
 from lakeml.storage.committer import Batch, Committer, batch_landed, rows_to_arrow
+from lakeml.storage.drain import hold_busy
 from lakeml.storage.spool import QUARANTINE, DeadOwner, Segment, claim_dead_owners
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -78,6 +80,18 @@ def recover(store: "TableStore", root: Path | None, *, deadline: float = 120.0, 
     committer does. Then each owner's unfinished runs are marked KILLED and its spool removed."""
     start = time.perf_counter()
     report = RecoveryReport()
+    # readers (drain.wait_for_drains) wait while we hold this, from before we claim a spool until it is committed
+    busy = hold_busy(root) if root is not None and root.is_dir() else None
+    try:
+        return _recover(store, root, deadline=deadline, clock_us=clock_us, maintainer=maintainer, owners=owners,
+                        start=start, report=report)
+    finally:
+        if busy is not None:
+            os.close(busy)
+
+
+def _recover(store: "TableStore", root: Path | None, *, deadline: float, clock_us: Any, maintainer: Any,
+             owners: "list[DeadOwner] | None", start: float, report: RecoveryReport) -> RecoveryReport:
     claimed: list[tuple[DeadOwner, OwnerRecovery, list[Segment]]] = []
     for owner in itertools.chain(owners or (), claim_dead_owners(root)):  # ``owners``: already locked by us
         rec = OwnerRecovery(owner.dir.name, owner.host, owner.pid, owner.last_seen_ms)
