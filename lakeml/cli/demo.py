@@ -190,9 +190,9 @@ def _report(model: Any, data: tuple, features: list[str], spec: dict[str, Any]) 
 
 def register_champion(lake: Any, best: dict[str, Any]) -> dict[str, Any] | None:
     """Model-registry step of the demo: register the best run's model with alias ``champion``."""
-    mv = lake.register_model(DEMO_MODEL, run_id=best["run_id"], artifact_path="model",
+    mv = lake.registry.register_model(DEMO_MODEL, run_id=best["run_id"], artifact_path="model",
                              description=f"best of the demo sweep by {LEADERBOARD_METRIC}")
-    lake.set_alias(DEMO_MODEL, "champion", mv.version)
+    lake.registry.set_alias(DEMO_MODEL, "champion", mv.version)
     return {"model": DEMO_MODEL, "version": mv.version, "alias": "champion",
             "uri": f"models:/{DEMO_MODEL}@champion", "run_id": best["run_id"]}
 
@@ -242,7 +242,7 @@ def run_demo(lake: Any, *, experiment: str = DEMO_EXPERIMENT, table: str = DEMO_
 
 def leaderboard(lake: Any, experiment: str, parent_run_id: str) -> list[dict[str, Any]]:
     """The child runs of ``parent_run_id``, best validation AUC first."""
-    df = lake.search_runs(experiment, filter_string=f"attributes.parent_run_id = '{parent_run_id}'",
+    df = lake.query.search_runs(experiment, filter_string=f"attributes.parent_run_id = '{parent_run_id}'",
                           order_by=[f"metrics.{LEADERBOARD_METRIC} DESC", "metrics.val_loss ASC"])
     rows = []
     for rank, r in enumerate(df.iter_rows(named=True), 1):

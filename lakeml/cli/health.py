@@ -69,7 +69,7 @@ def maintain(table: Optional[List[str]] = typer.Option(None, "--table", "-t",
     """
     bars = TqdmProgress(progress and output == Output.text and sys.stderr.isatty())
     with open_lake(catalog, warehouse) as lake:
-        report = lake.maintain(table or None, dry_run=dry_run, retain=retain, older_than=older_than, progress=bars)
+        report = lake.maintenance.maintain(table or None, dry_run=dry_run, retain=retain, older_than=older_than, progress=bars)
     bars.done()
     if output == Output.json:
         print_json(report.as_dict())
@@ -94,7 +94,7 @@ def recover(catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = Ware
     """Commit what killed lakeml processes on this machine left in their local spool (exactly once)
     and mark their unfinished runs KILLED. Spools of running processes are left alone."""
     with open_lake(catalog, warehouse) as lake:
-        report = lake.recover()
+        report = lake.maintenance.recover()
     if output == Output.json:
         print_json(report.as_dict())
         return

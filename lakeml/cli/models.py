@@ -49,8 +49,8 @@ def list_models(query: Optional[str] = typer.Argument(None, help="only models wh
                 output: Output = OutputOpt) -> None:
     """List registered models with their latest version, aliases and where they run."""
     with open_lake(catalog, warehouse, read_only=True) as lake:
-        models = lake.search_models(query)
-        deps = lake.list_deployments()
+        models = lake.registry.search_models(query)
+        deps = lake.registry.deployments.list_deployments()
     rows = []
     for m in models:
         d = m.to_dict()
@@ -68,8 +68,8 @@ def show(ref: str = typer.Argument(..., help="NAME (the model), NAME@ALIAS or NA
     """Show a model (its versions, aliases, deployments, gates) or one version of it."""
     with open_lake(catalog, warehouse, read_only=True) as lake:
         if "@" in ref or "/" in ref:
-            mv = lake.get_model_version(ref)
-            deps = lake.list_deployments(mv.model_name)
+            mv = lake.registry.get_model_version(ref)
+            deps = lake.registry.deployments.list_deployments(mv.model_name)
             deps = [d for d in deps if d.version == mv.version]
             if output == Output.json:
                 print_json({**mv.to_dict(), "deployments": [d.to_dict() for d in deps]})
@@ -83,9 +83,9 @@ def show(ref: str = typer.Argument(..., help="NAME (the model), NAME@ALIAS or NA
             emit_mapping("requirements", {r: "" for r in mv.requirements})
             emit_mapping("deployed in", {f"{x.environment}/{x.service}": x.service_version or "" for x in deps})
             return
-        m = lake.get_model(ref)
-        versions = lake.list_model_versions(ref)
-        deps = lake.list_deployments(ref)
+        m = lake.registry.get_model(ref)
+        versions = lake.registry.list_model_versions(ref)
+        deps = lake.registry.deployments.list_deployments(ref)
     if output == Output.json:
         print_json({**m.to_dict(), "versions": [v.to_dict() for v in versions],
                     "deployments": [d.to_dict() for d in deps]})
@@ -118,7 +118,7 @@ def register(name: str = typer.Argument(..., help="registered model name (create
     if run_id is None and source_uri is None:
         raise typer.BadParameter("pass --run-id (and --artifact-path) or --source-uri")
     with open_lake(catalog, warehouse) as lake:
-        mv = lake.register_model(name, run_id=run_id, artifact_path=artifact_path, source_uri=source_uri,
+        mv = lake.registry.register_model(name, run_id=run_id, artifact_path=artifact_path, source_uri=source_uri,
                                  description=description, tags=_pairs(tag, "tag"))
     if output == Output.json:
         print_json(mv)
@@ -137,7 +137,7 @@ def alias(name: str = typer.Argument(...), alias_name: str = typer.Argument(...,
     if (version is None) != delete:
         raise typer.BadParameter("give a VERSION to set the alias, or --delete (without a version)")
     with open_lake(catalog, warehouse) as lake:
-        rec = lake.delete_alias(name, alias_name) if delete else lake.set_alias(name, alias_name, version)
+        rec = lake.registry.delete_alias(name, alias_name) if delete else lake.registry.set_alias(name, alias_name, version)
     if output == Output.json:
         print_json(rec)
         return
@@ -159,7 +159,7 @@ def deploy(name: str = typer.Argument(...), version: int = typer.Argument(...),
            output: Output = OutputOpt) -> None:
     """Record that VERSION of NAME now runs in an environment and service (promotion gates apply)."""
     with open_lake(catalog, warehouse) as lake:
-        d = lake.record_deployment(name, version, environment=environment, service=service,
+        d = lake.registry.deployments.record_deployment(name, version, environment=environment, service=service,
                                    service_version=service_version, replace=not keep_others)
     if output == Output.json:
         print_json(d)
@@ -179,7 +179,7 @@ def retire(name: str = typer.Argument(...),
            output: Output = OutputOpt) -> None:
     """Mark the matching active deployments of NAME as retired."""
     with open_lake(catalog, warehouse) as lake:
-        done = lake.retire_deployment(name, environment=environment, service=service, deployment_id=deployment_id,
+        done = lake.registry.deployments.retire_deployment(name, environment=environment, service=service, deployment_id=deployment_id,
                                       reason=reason)
     emit([d.to_dict() for d in done], output, [*_DEPLOY_COLS, "retired_at"])
 
@@ -198,10 +198,10 @@ def lineage(ref: Optional[str] = typer.Argument(None, help="NAME@ALIAS, NAME/VER
         if table is not None:
             rows = [dict(t.to_dict(), model_uri=t.model_uri, aliases=", ".join(t.aliases),
                          environments=", ".join(t.environments))
-                    for t in lake.models_trained_on(table, snapshot_id=snapshot_id)]
+                    for t in lake.registry.deployments.models_trained_on(table, snapshot_id=snapshot_id)]
             emit(rows, output, ["model_uri", "aliases", "environments", "run_id", "table", "snapshot_id", "role"])
             return
-        lin = lake.model_lineage(ref)
+        lin = lake.registry.deployments.model_lineage(ref)
     if output == Output.json:
         print_json(lin)
         return
@@ -224,7 +224,7 @@ def events(name: Optional[str] = typer.Argument(None, help="only this model"),
            output: Output = OutputOpt) -> None:
     """The registry's audit log: who changed what and when, and every refused promotion."""
     with open_lake(catalog, warehouse, read_only=True) as lake:
-        evs = lake.registry_events(name)[-limit:]
+        evs = lake.registry.registry_events(name)[-limit:]
     emit([e.to_dict() for e in evs], output,
          ["event_seq", "event_time", "actor", "event_type", "outcome", "entity_key", "message"])
 
@@ -237,7 +237,7 @@ def tag(name: str = typer.Argument(...), version: int = typer.Argument(...),
         output: Output = OutputOpt) -> None:
     """Set tags on a version (e.g. the approver tag a gate requires)."""
     with open_lake(catalog, warehouse) as lake:
-        mv = lake.update_model_version(name, version, tags=_pairs(pairs, "tag"))
+        mv = lake.registry.update_model_version(name, version, tags=_pairs(pairs, "tag"))
     if output == Output.json:
         print_json(mv)
         return
@@ -274,12 +274,12 @@ def gates(name: str = typer.Argument(...),
             for item in require_tag or ():
                 k, sep, allowed = item.partition("=")
                 tags[k] = [a for a in allowed.split(",") if a] if sep else None
-            g = lake.set_gates(name, min_metrics=floats(min_metric, "--min-metric"),
+            g = lake.registry.set_gates(name, min_metrics=floats(min_metric, "--min-metric"),
                                max_metrics=floats(max_metric, "--max-metric"), required_artifacts=require_artifact,
                                required_tags=tags, aliases=alias_name or None, environments=environment or None) \
-                if not clear else lake.set_gates(name)
+                if not clear else lake.registry.set_gates(name)
         else:
-            g = lake.get_gates(name)
+            g = lake.registry.get_gates(name)
     if output == Output.json:
         print_json(g.to_dict() if g is not None and not g.empty else None)
         return

@@ -105,7 +105,7 @@ def bi_export(path: Path = typer.Argument(..., help="the DuckDB file to write, e
               catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = WarehouseOpt) -> None:
     """Write a DuckDB database file whose views read the live lakeml tables, for BI tools."""
     with open_lake(catalog, warehouse) as lake:
-        exp = lake.bi_export(path, extension_directory=extension_dir, overwrite=overwrite)
+        exp = lake.query.bi_export(path, extension_directory=extension_dir, overwrite=overwrite)
     echo(f"wrote {exp.path} ({len(exp.views)} views; data stays in the lake and is read live)")
     echo("\nConnect with DuckDB settings (they are not stored in the file):")
     echo(f"  extension_directory = {exp.extension_directory}")

@@ -54,7 +54,7 @@ def experiments_list(catalog: Optional[str] = CatalogOpt, warehouse: Optional[st
                      output: Output = OutputOpt) -> None:
     """List experiments with their number of runs."""
     with open_lake(catalog, warehouse, read_only=True) as lake:
-        exps = lake.list_experiments()
+        exps = lake.tracking.list_experiments()
         counts = _run_counts(lake) if exps else {}
     rows = [{"experiment_id": e.experiment_id, "name": e.name, "runs": counts.get(e.experiment_id, 0),
              "created_at": e.created_at, "artifact_location": e.artifact_location, "tags": e.tags}
@@ -150,7 +150,7 @@ def runs_show(run_id: str = typer.Argument(..., help="the run id (see 'lakeml ru
               output: Output = OutputOpt) -> None:
     """Show one run: attributes, params, latest metrics, tags, inputs and artifacts."""
     with open_lake(catalog, warehouse, read_only=True) as lake:
-        run = lake.get_run(run_id)
+        run = lake.tracking.get_run(run_id)
         artifacts = _all_artifacts(lake, run_id)
         steps = lake.engine.metric_point_counts(run_id)
     if output == Output.json:
@@ -175,7 +175,7 @@ def runs_show(run_id: str = typer.Argument(..., help="the run id (see 'lakeml ru
 def _all_artifacts(lake: Any, run_id: str, path: str = "") -> list:
     """Every artifact file of the run, folders walked."""
     out = []
-    for a in lake.list_artifacts(run_id, path or None):
+    for a in lake.tracking.list_artifacts(run_id, path or None):
         out.extend(_all_artifacts(lake, run_id, a.path) if a.is_dir else [a])
     return out
 
