@@ -38,7 +38,7 @@ def run_event_row(engine: "DuckEngine", run_id: str) -> dict[str, Any] | None:
 def run_details(engine: "DuckEngine", run_id: str) -> dict[str, Any]:
     where = "WHERE run_id = $1"
     tables = ["params", "metric_latest", "tags", "inputs"]
-    with engine._lock:
+    with engine.lock:
         engine.refresh(tables)
         q = engine.con
         params = q.execute(PARAMS.format(where=where), [run_id]).fetchall()

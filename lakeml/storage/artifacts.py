@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from lakeml.entities import ArtifactInfo
 from lakeml.errors import InvalidInputError, NotFoundError, StorageError
-from lakeml.storage.objectstore import filesystem
+from lakeml.storage.objectstore import filesystem, fs_path
 from lakeml.validation import utf8_text
 
 CHUNK = 8 * 1024 * 1024
@@ -98,7 +98,7 @@ class ArtifactStore:
     def _fs_path(self, uri: str) -> str:
         self.fs  # noqa: B018 - resolves _base
         if uri != self.root and not uri.startswith(self.root + "/"):
-            return _path_in_fs(uri)  # a legacy or moved location on the same store
+            return fs_path(uri)  # a legacy or moved location on the same store
         rel = uri[len(self.root):].lstrip("/")
         return f"{self._base.rstrip('/')}/{rel}" if rel else self._base
 
@@ -126,7 +126,7 @@ class ArtifactStore:
 
         if not self.legacy_root:
             return
-        base = _path_in_fs(self.legacy_root).rstrip("/")
+        base = fs_path(self.legacy_root).rstrip("/")
         for info in self.fs.get_file_info(pafs.FileSelector(base, allow_not_found=True, recursive=True)):
             rel = info.path[len(base):].lstrip("/")
             if info.type == pafs.FileType.File and _LEGACY_RUN.fullmatch(f"{self.legacy_root}/{rel}"):
@@ -146,7 +146,7 @@ class ArtifactStore:
                 self.fs.move(path, dest)  # a rename on disk; copy + delete on S3
                 moved += 1
             if moved and self.fs.type_name == "local":  # the emptied experiment folders
-                base = _path_in_fs(self.legacy_root).rstrip("/")
+                base = fs_path(self.legacy_root).rstrip("/")
                 for info in self.fs.get_file_info(pafs.FileSelector(base, allow_not_found=True)):
                     if info.type == pafs.FileType.Directory and re.fullmatch(r"[0-9a-f]{16}", info.base_name):
                         _remove_empty_dirs(Path(info.path))
@@ -352,13 +352,3 @@ def _remove_empty_dirs(folder: Path) -> None:
             d.rmdir()
     if not any(folder.iterdir()):
         folder.rmdir()
-
-
-def _path_in_fs(uri: str) -> str:
-    """A URI as a path inside its pyarrow filesystem (``s3://b/k`` -> ``b/k``, ``file:///x`` -> ``/x``)."""
-    from urllib.parse import unquote, urlparse
-
-    u = urlparse(uri)
-    if u.scheme in ("", "file"):
-        return unquote(u.path) if u.scheme else uri
-    return f"{u.netloc}{u.path}"
