@@ -73,3 +73,15 @@ def postgres_db(postgres_server):
 def seaweed_table_bucket(seaweed_server):
     """``(seaweed_server, table_bucket)``: a fresh S3 Tables bucket for the REST catalog."""
     yield seaweed_server, seaweed_server.create_table_bucket(_unique("tb"))
+
+
+@pytest.fixture
+def lakeml_server(tmp_path):
+    """A real ``lakeml server`` on a free loopback port over a fresh warehouse (``tmp_path/'wh'``), no tokens.
+
+    Use ``server.url``, ``server.warehouse``; it is stopped (SIGTERM, then SIGKILL) after the test."""
+    from tests.servers import LakemlServer
+
+    server = LakemlServer(tmp_path / "wh", base_dir=tmp_path)
+    yield server
+    server.stop()

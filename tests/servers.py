@@ -513,3 +513,46 @@ def duckdb_attach_sql(server: SeaweedServer, table_bucket: str = "warehouse", al
 def _stop_all() -> None:
     for server in list(_LIVE):
         server.stop(timeout=5)
+
+
+class LakemlServer(_Process):
+    """A real ``lakeml server`` subprocess (``python -m lakeml.server``) on a free loopback port.
+
+    ``url`` is its base address; ``args`` are extra CLI options (``--catalog``, ``--workers``...);
+    without ``--catalog`` it serves ``warehouse``. Readiness is polled on ``/health``."""
+
+    name = "lakeml-server"
+
+    def __init__(self, warehouse: str | Path | None = None, *, args: list[str] | tuple = (),
+                 env: dict | None = None, base_dir: str | Path | None = None, port: int | None = None,
+                 timeout: float = 60):
+        self._make_dir(base_dir)
+        self.warehouse, self.args, self.env, self.timeout = warehouse, list(args), env, timeout
+        self.fixed_port = port
+        self._start_with_retries(self._start)
+
+    def _start(self) -> None:
+        self.port = self.fixed_port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "lakeml.server", "--host", "127.0.0.1", "--port", str(self.port), *self.args]
+        if self.warehouse is not None and "--catalog" not in self.args:
+            cmd += ["--warehouse", str(self.warehouse)]
+        env = {**os.environ, **(self.env or {})}
+        self._spawn(cmd, self.dir / "server.log", env=env)
+        self._wait(lambda: _http_status(self.url + "/health") == 200, time.monotonic() + self.timeout)
+
+    def restart(self) -> None:
+        """Start again on the same port (after :meth:`kill` or :meth:`stop`)."""
+        self.fixed_port = self.port
+        self._start()
+
+    def kill(self) -> None:
+        """SIGKILL the server (no drain, no commit): for crash tests."""
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(10)
+            self.proc = None
+            _LIVE.discard(self)

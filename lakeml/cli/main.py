@@ -50,6 +50,7 @@ _GROUPS = [
     ("lakeml.cli.models", "app", "models"),
     ("lakeml.cli.health", "app", None),
     ("lakeml.cli.tables", "app", None),
+    ("lakeml.cli.server", "app", None),
 ]
 
 for module, attr, name in _GROUPS:

@@ -10,6 +10,12 @@ from pathlib import Path
 
 
 def current_user() -> str | None:
+    """The acting user (a server request's token name, :mod:`lakeml.identity`), else the OS user."""
+    from lakeml.identity import acting_user
+
+    acting = acting_user()
+    if acting:
+        return acting
     try:
         return getpass.getuser()
     except Exception:  # pragma: no cover - no passwd entry in some containers

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from lakeml.entities import RunStatus
+from lakeml.identity import acting_user
 from lakeml.tracking import runinfo
 
 
@@ -33,4 +34,7 @@ class ProcessFacts:
         if self._pid != os.getpid():
             self._facts = (runinfo.current_user(), runinfo.source(), runinfo.git_commit(), runinfo.host())
             self._pid = os.getpid()
+        acting = acting_user()
+        if acting:  # a server request: the caller's token name, not the server's OS user
+            return (acting, *self._facts[1:])
         return self._facts

@@ -1,0 +1,80 @@
+"""The ASGI app: ``create_app(lake, settings)`` wires the routers, auth, limits and error handlers."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lakeml.errors import LakemlError
+from lakeml.server import errors as http_errors
+from lakeml.server.errors import ApiError
+from lakeml.server.settings import ServerSettings
+
+# Each module exposes ``router`` (a fastapi.APIRouter). Order matters only for overlapping paths.
+ROUTERS: list[str] = [
+    "lakeml.server.routes.ops",
+]
+
+
+def create_app(lake: Any, settings: ServerSettings | None = None, *, auth: Any = None) -> FastAPI:
+    """Build the app over one open lake. ``auth`` defaults to the token store of that lake."""
+    settings = settings or ServerSettings()
+    app = FastAPI(title="lakeml", version=_version(), docs_url="/docs", redoc_url=None,
+                  openapi_url="/api/v1/openapi.json")
+    app.state.lake = lake
+    app.state.settings = settings
+    if auth is None:
+        from lakeml.server.auth import TokenAuth
+
+        auth = TokenAuth.for_lake(lake, settings)
+    app.state.auth = auth
+    _install_error_handlers(app)
+    for module in ROUTERS:
+        app.include_router(importlib.import_module(module).router)
+    return app
+
+
+def _version() -> str:
+    from lakeml import __version__
+
+    return __version__
+
+
+def _error(request: Request, status: int, code: str, message: str, field: str | None = None,
+           type_: str | None = None) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="lakeml"'} if status == 401 else None
+    return JSONResponse(http_errors.body(request.url.path, status, code, message, field, type_), status_code=status,
+                        headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        return _error(request, exc.status, exc.code, exc.message, exc.field)
+
+    @app.exception_handler(LakemlError)
+    async def _lakeml_error(request: Request, exc: LakemlError):
+        status, code = http_errors.classify(exc)
+        return _error(request, status, code, str(exc), getattr(exc, "field", None), type(exc).__name__)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        msg = f"invalid value for {loc or 'the request body'}: {first.get('msg', 'malformed request')}"
+        return _error(request, 400, "INVALID_PARAMETER_VALUE", msg, loc or None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404:
+            return _error(request, 404, "ENDPOINT_NOT_FOUND",
+                          f"no endpoint {request.method} {request.url.path} on this lakeml server")
+        if exc.status_code == 405:
+            return _error(request, 405, "ENDPOINT_NOT_FOUND",
+                          f"{request.method} is not supported on {request.url.path}")
+        return _error(request, exc.status_code, "INVALID_PARAMETER_VALUE", str(exc.detail))
