@@ -60,3 +60,7 @@ class GateError(ConflictError):
     def __init__(self, message: str, failures: list[str] | None = None):
         super().__init__(message)
         self.failures = list(failures or [])
+
+
+class RoleError(LakemlError, PermissionError):
+    """A user acted outside their role (e.g. completed a lifecycle task of another lane)."""

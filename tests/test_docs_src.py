@@ -24,6 +24,12 @@ RUN_HERE = [p for p in PROGRAMS if not p.name.startswith(tuple(RUN_ELSEWHERE))]
 
 # What each program prints, line by line (regular expressions, matched in full).
 OUTPUT = {
+    "lifecycle_guide.py": [
+        re.escape("- doc:problem_statement: no document given (pass --set doc:problem_statement=<text or file path>)"),
+        r"refused: lifecycle step 'approval' is not done in any model project linking this model",
+        r"production: 1",
+        re.escape("[('churn', 'approved', 'Packaging', 'max')]"),
+    ],
     "maintenance.py": [r"metrics \d+ -> \d+ \d+ \d+\.\ds", r"drained: True"],
     "quickstart.py": [r"FINISHED 6 growth", r"1 run found; 10000 points; 3 input rows", r"a trained model"],
     "registry_guide.py": [

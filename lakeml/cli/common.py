@@ -47,6 +47,20 @@ WarehouseOpt = typer.Option(None, "--warehouse", "-w",
                             help="warehouse folder of the embedded default "
                                  "[default: $LAKEML_WAREHOUSE or ./lakeml-warehouse]")
 
+ServerOpt = typer.Option(None, "--server", envvar="LAKEML_TRACKING_URI", show_envvar=True,
+                         help="ask a lakeml server (http://host:5000) instead of opening the lake; its token "
+                              "comes from $LAKEML_TRACKING_TOKEN")
+
+
+def server_of(server: str | None, catalog: str | None, warehouse: str | None) -> Any:
+    """An HTTP client (standard library only) for ``--server``, or None to open the lake here
+    (an explicit --catalog/--warehouse wins over a server from the environment)."""
+    if not server or catalog or warehouse:
+        return None
+    from lakeml.remote.http import Http
+
+    return Http(server)
+
 
 def open_lake(catalog: str | None, warehouse: str | None, *, read_only: bool = False, **kwargs: Any):
     """Connect as the library would; ``catalog``/``warehouse`` override the environment.

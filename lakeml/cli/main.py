@@ -48,9 +48,15 @@ _GROUPS = [
     ("lakeml.cli.tracking", "app", None),
     ("lakeml.cli.sql", "app", None),
     ("lakeml.cli.models", "app", "models"),
+    ("lakeml.cli.serving", "app", "models"),  # models serve|package|promote
     ("lakeml.cli.health", "app", None),
     ("lakeml.cli.tables", "app", None),
     ("lakeml.cli.server", "app", None),
+    ("lakeml.cli.ui", "app", None),
+    ("lakeml.cli.monitor", "app", "monitor"),
+    ("lakeml.cli.projects", "app", "projects"),
+    ("lakeml.cli.projects", "tasks_app", "tasks"),
+    ("lakeml.cli.new", "app", "new"),
 ]
 
 for module, attr, name in _GROUPS:
@@ -60,6 +66,9 @@ for module, attr, name in _GROUPS:
             app.registered_commands.append(cmd)
         for grp in sub.registered_groups:
             app.registered_groups.append(grp)
+    elif any(g.name == name for g in app.registered_groups):  # more commands for a group already added
+        group = next(g for g in app.registered_groups if g.name == name).typer_instance
+        group.registered_commands.extend(sub.registered_commands)
     else:
         app.add_typer(sub, name=name)
 

@@ -254,11 +254,14 @@ def gates(name: str = typer.Argument(...),
                                                           help="KEY or KEY=ALLOWED1,ALLOWED2 (version tag)"),
           alias_name: Optional[List[str]] = typer.Option(None, "--alias", help="guard only these aliases"),
           environment: Optional[List[str]] = typer.Option(None, "--env", help="guard only these environments"),
+          lifecycle_step: Optional[List[str]] = typer.Option(None, "--lifecycle-step",
+                                                             help="BPMN task id that must be done in a model "
+                                                                  "project linking the model (e.g. approval)"),
           clear: bool = typer.Option(False, "--clear", help="remove every rule"),
           catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = WarehouseOpt,
           output: Output = OutputOpt) -> None:
     """Show the promotion gates of NAME, or set them (replacing the old rules) with the options."""
-    setting = clear or any((min_metric, max_metric, require_artifact, require_tag))
+    setting = clear or any((min_metric, max_metric, require_artifact, require_tag, lifecycle_step))
     with open_lake(catalog, warehouse) as lake:
         if setting:
             def floats(items: Optional[List[str]], what: str) -> dict[str, float]:
@@ -276,7 +279,8 @@ def gates(name: str = typer.Argument(...),
                 tags[k] = [a for a in allowed.split(",") if a] if sep else None
             g = lake.registry.set_gates(name, min_metrics=floats(min_metric, "--min-metric"),
                                max_metrics=floats(max_metric, "--max-metric"), required_artifacts=require_artifact,
-                               required_tags=tags, aliases=alias_name or None, environments=environment or None) \
+                               required_tags=tags, aliases=alias_name or None, environments=environment or None,
+                               lifecycle_steps=lifecycle_step) \
                 if not clear else lake.registry.set_gates(name)
         else:
             g = lake.registry.get_gates(name)

@@ -10,8 +10,8 @@ from typing import Any, Optional
 
 import typer
 
-from lakeml.cli.common import (CatalogOpt, WarehouseOpt, echo, handle_errors, jsonable, open_lake, print_json, safe,
-                               table_lines)
+from lakeml.cli.common import (CatalogOpt, ServerOpt, WarehouseOpt, echo, handle_errors, jsonable, open_lake,
+                               print_json, safe, server_of, table_lines)
 
 app = typer.Typer()
 bi_app = typer.Typer(help="BI access: a DuckDB file for Superset, Metabase, Grafana, Tableau...",
@@ -36,7 +36,8 @@ def sql(query: str = typer.Argument(..., help="SQL over lakeml.<table>, the view
         as_of: Optional[str] = typer.Option(None, "--as-of", help="time travel: an ISO timestamp or a snapshot id"),
         read_write: bool = typer.Option(False, "--read-write", help="allow writes and files outside the lake"),
         max_rows: int = typer.Option(1000, "--max-rows", min=1, help="table format: rows shown at most"),
-        catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = WarehouseOpt) -> None:
+        catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = WarehouseOpt,
+        server: Optional[str] = ServerOpt) -> None:
     """Run a SQL query over every experiment (read-only unless --read-write).
 
     Example: lakeml sql "SELECT * FROM lakeml.leaderboard WHERE experiment = 'churn' LIMIT 10"
@@ -45,6 +46,30 @@ def sql(query: str = typer.Argument(..., help="SQL over lakeml.<table>, the view
         query = sys.stdin.read()
     if fmt == Format.parquet and out is None:
         raise typer.BadParameter("--format parquet needs --out FILE.parquet", param_hint="--out")
+    http = server_of(server, catalog, warehouse)
+    if http is not None:
+        if as_of is not None or read_write:
+            raise typer.BadParameter("--server runs read-only SQL of the present: drop --as-of/--read-write, or "
+                                     "open the lake itself with --warehouse/--catalog", param_hint="--server")
+        if fmt in (Format.table, Format.json) and out is None:  # JSON answer: no pyarrow/polars here
+            from lakeml.cli.remote import sql_rows
+
+            columns, rows = sql_rows(http, query)
+            dicts = [dict(zip(columns, r)) for r in rows]
+            if fmt == Format.json:
+                print_json(dicts)
+                return
+            shown = dicts[:max_rows]
+            more = f"({len(dicts)} rows, {max_rows} shown)" if len(dicts) > max_rows else f"({len(dicts)} rows)"
+            text = "\n".join(table_lines(shown, columns)) + "\n" + more + "\n" if columns else "(no result)\n"
+            sys.stdout.write(safe(text, newlines=True) if sys.stdout.isatty() else text)
+            return
+        import polars as pl
+        import pyarrow as pa
+
+        _, _, data = http.request("POST", "/api/v1/sql", json_body={"sql": query, "format": "arrow"})
+        _write(pl.from_arrow(pa.ipc.open_stream(pa.py_buffer(data)).read_all()), fmt, out, max_rows)
+        return
     import polars as pl
 
     from lakeml.query.engine import DuckEngine

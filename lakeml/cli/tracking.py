@@ -11,6 +11,7 @@ from lakeml.cli.common import (
     CatalogOpt,
     Output,
     OutputOpt,
+    ServerOpt,
     WarehouseOpt,
     echo,
     emit,
@@ -19,6 +20,7 @@ from lakeml.cli.common import (
     open_lake,
     print_json,
     safe,
+    server_of,
 )
 
 app = typer.Typer()
@@ -51,8 +53,14 @@ def init(catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = Warehou
 @experiments_app.command("list")
 @handle_errors
 def experiments_list(catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = WarehouseOpt,
-                     output: Output = OutputOpt) -> None:
+                     output: Output = OutputOpt, server: Optional[str] = ServerOpt) -> None:
     """List experiments with their number of runs."""
+    http = server_of(server, catalog, warehouse)
+    if http is not None:
+        from lakeml.cli import remote
+
+        emit(remote.experiments(http), output, ["experiment_id", "name", "runs", "created_at", "artifact_location"])
+        return
     with open_lake(catalog, warehouse, read_only=True) as lake:
         exps = lake.tracking.list_experiments()
         counts = _run_counts(lake) if exps else {}
@@ -119,18 +127,26 @@ def runs_list(
     columns: List[str] = typer.Option([], "--column", "-C",
                                       help="extra column for the text table, e.g. params.lr (repeatable)"),
     catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = WarehouseOpt, output: Output = OutputOpt,
+    server: Optional[str] = ServerOpt,
 ) -> None:
     """List runs, newest first (or by --order-by). The text table adds any metric, param or tag column
     that the filter or the order names."""
     from lakeml import validation
     from lakeml.ids import experiment_id_for
-    from lakeml.query.runs import search_run_rows
 
     ids = [experiment_id_for(validation.validate_name(n)) for n in experiment] if experiment else None
-    with open_lake(catalog, warehouse, read_only=True) as lake:
-        lake.query.before_read()
-        found = search_run_rows(lake.engine, experiment_ids=ids, filter_string=filter_string,
-                                order_by=order_by or None, max_results=limit)
+    http = server_of(server, catalog, warehouse)
+    if http is not None:
+        from lakeml.cli import remote
+
+        found = remote.runs(http, experiment, filter_string, order_by, limit)
+    else:
+        from lakeml.query.runs import search_run_rows
+
+        with open_lake(catalog, warehouse, read_only=True) as lake:
+            lake.query.before_read()
+            found = search_run_rows(lake.engine, experiment_ids=ids, filter_string=filter_string,
+                                    order_by=order_by or None, max_results=limit)
     rows = []
     for r in found:
         r["experiment"] = r.get("experiment_name") or r.get("experiment_id")
@@ -147,12 +163,19 @@ def runs_list(
 @handle_errors
 def runs_show(run_id: str = typer.Argument(..., help="the run id (see 'lakeml runs list')"),
               catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = WarehouseOpt,
-              output: Output = OutputOpt) -> None:
+              output: Output = OutputOpt, server: Optional[str] = ServerOpt) -> None:
     """Show one run: attributes, params, latest metrics, tags, inputs and artifacts."""
-    with open_lake(catalog, warehouse, read_only=True) as lake:
-        run = lake.tracking.get_run(run_id)
-        artifacts = _all_artifacts(lake, run_id)
-        steps = lake.engine.metric_point_counts(run_id)
+    http = server_of(server, catalog, warehouse)
+    if http is not None:
+        from lakeml import validation
+        from lakeml.cli import remote
+
+        run, artifacts, steps = remote.run_details(http, validation.validate_run_id(run_id))
+    else:
+        with open_lake(catalog, warehouse, read_only=True) as lake:
+            run = lake.tracking.get_run(run_id)
+            artifacts = _all_artifacts(lake, run_id)
+            steps = lake.engine.metric_point_counts(run_id)
     if output == Output.json:
         d = run.to_dict()
         d["artifacts"] = [a.to_dict() for a in artifacts]

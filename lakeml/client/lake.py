@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from lakeml.clock import Clock, now_us
 from lakeml.entities import DatasetInput, Experiment, Metric, Param, Run, RunStatus, RunTag
 from lakeml.ids import DEFAULT_EXPERIMENT, experiment_id_for
+from lakeml.lifecycle.client import Projects
+from lakeml.monitoring.client import Monitoring
 from lakeml.query.client import QueryClient
 from lakeml.query.freshness import ReadYourWrites
 from lakeml.registry.checkpointing import Checkpoints
@@ -76,6 +78,11 @@ class Lake:
                                        self.committer, clock=clock, before_read=before_read)
         self.maintenance = Maintenance(config, self.store, self.committer, clock=clock)  # recovers dead spools
         before_read.recover = self.maintenance.recover_for_read  # reads recover spools nobody commits
+        self.projects = Projects(config, self.store, self.committer, self.artifacts, self.tracking, self.registry,
+                                 self.query, clock=clock, before_read=before_read)  # model lifecycle (BPMN)
+        self.registry.lifecycle_steps = self.projects.steps_done  # promotion gate rule lifecycle_step_done
+        self.monitoring = Monitoring(self.store, self.committer, self.query, self.registry.deployments,
+                                     self.tracking.inputs, clock=clock, before_read=before_read)
 
     def __repr__(self) -> str:
         return f"Lake(catalog={self.config.catalog_name!r}, namespace={self.config.namespace!r})"
@@ -337,10 +344,11 @@ class Lake:
     def set_gates(self, name: str, *, min_metrics: Mapping[str, float] | None = None,
                   max_metrics: Mapping[str, float] | None = None, required_artifacts: Iterable[str] | None = None,
                   required_tags: Mapping[str, Any] | Iterable[str] | None = None,
-                  aliases: Iterable[str] | None = None, environments: Iterable[str] | None = None) -> Gates:
+                  aliases: Iterable[str] | None = None, environments: Iterable[str] | None = None,
+                  lifecycle_steps: Iterable[str] | None = None) -> Gates:
         return self.registry.set_gates(name, min_metrics=min_metrics, max_metrics=max_metrics,
                                        required_artifacts=required_artifacts, required_tags=required_tags,
-                                       aliases=aliases, environments=environments)
+                                       aliases=aliases, environments=environments, lifecycle_steps=lifecycle_steps)
 
     @_doc(RegistryClient.get_gates)
     def get_gates(self, name: str) -> Gates | None:
@@ -430,6 +438,15 @@ class Lake:
                         dst_path: str | os.PathLike | None = None) -> Any:
         return self.registry.checkpoints.load_checkpoint(run_id, step, dst_path=dst_path)
 
+    # -- monitoring (lake.monitoring) --------------------------------------------------------------
+    @_doc(Monitoring.log_feedback)
+    def log_feedback(self, request_id: str, label: Any, *, row_index: int | None = None) -> None:
+        self.monitoring.log_feedback(request_id, label, row_index=row_index)
+
+    @_doc(Monitoring.log_feedbacks)
+    def log_feedbacks(self, rows: Iterable[Any]) -> int:
+        return self.monitoring.log_feedbacks(rows)
+
     # -- table health (lake.maintenance) ----------------------------------------------------------
     @_doc(Maintenance.sync)
     def sync(self) -> int:
@@ -457,6 +474,17 @@ def connect(catalog: str | None = None, *, warehouse: str | os.PathLike | None =
 
     ``catalog`` names a pyiceberg catalog profile; extra keyword properties are pyiceberg
     catalog properties (use ``s3__endpoint=...`` or a dict with ``**{"s3.endpoint": ...}``).
+
+    ``catalog`` may also be a server address (``"http://host:5000"``; or ``$LAKEML_TRACKING_URI`` when
+    nothing else is given): then a :class:`~lakeml.remote.lake.RemoteLake` over ``lakeml server``.
     """
+    from lakeml.remote import is_remote_uri
+
+    if is_remote_uri(catalog) or (catalog is None and warehouse is None and set(properties) <= {"token"}
+                                  and is_remote_uri(os.environ.get("LAKEML_TRACKING_URI"))
+                                  and not os.environ.get("LAKEML_CATALOG")):
+        from lakeml.remote import connect as remote_connect
+
+        return remote_connect(catalog if is_remote_uri(catalog) else None, token=properties.get("token"))
     cfg = resolve(catalog, warehouse=warehouse, namespace=namespace, **properties)
     return Lake(cfg, clock=clock, commit_interval=commit_interval, commit_deadline=commit_deadline)

@@ -103,7 +103,7 @@ def gate_failures(st: RegistryState, mv: ModelVersion, facts: FactsFn, *, alias:
     if gates.empty or not gates.applies_to(alias=alias, environment=environment):
         return [], 0
     f = facts(mv)
-    f = GateFacts(f.metrics, f.artifacts, dict(mv.tags), f.run_id)
+    f = GateFacts(f.metrics, f.artifacts, dict(mv.tags), f.run_id, f.steps_done)
     return gates.evaluate(f), len(gates.rules())
 
 

@@ -19,7 +19,7 @@ from lakeml.registry.args import tags_arg, text_arg
 from lakeml.registry.checkpointing import Checkpoints
 from lakeml.registry.deployments import Deployments
 from lakeml.registry.gates import GateFacts, Gates
-from lakeml.registry.mlmodel import MLMODEL
+from lakeml.registry.mlmodel import MLMODEL, flavor_of
 from lakeml.registry.model_io import ModelIO
 from lakeml.registry.records import ModelAlias, ModelVersion, RegisteredModel, RegistryEvent
 
@@ -51,6 +51,8 @@ class RegistryClient:
         self.actor: str | None = None
         self._ledger: "Ledger | None" = None
         self._lock = threading.Lock()
+        #: model name -> lifecycle steps done in its projects (``Projects.steps_done``; set by ``Lake``)
+        self.lifecycle_steps: Callable[[str], frozenset[str]] | None = None
         self.models_io = ModelIO(self, tracking, query, artifacts, config)
         self.deployments = Deployments(self, tracking, query)
         self.checkpoints = Checkpoints(tracking, query, artifacts, committer.lazy_buffer("checkpoints"), clock=clock,
@@ -106,12 +108,13 @@ class RegistryClient:
         def facts(mv: ModelVersion) -> GateFacts:
             key = (mv.model_name, mv.version)
             if key not in memo:
+                steps = self.lifecycle_steps(mv.model_name) if self.lifecycle_steps is not None else None
                 if mv.run_id is None:
-                    memo[key] = GateFacts()
+                    memo[key] = GateFacts(steps_done=steps)
                 else:
                     run = self.tracking.get_run(mv.run_id)
                     memo[key] = GateFacts(dict(run.metrics), frozenset(self.artifacts.walk(run.artifact_uri)),
-                                          {}, mv.run_id)
+                                          {}, mv.run_id, steps)
             return memo[key]
 
         return facts
@@ -189,11 +192,12 @@ class RegistryClient:
             raise InvalidInputError(f"{where} holds no model: there is no {MLMODEL} file in it. Register a folder "
                                     "saved by lakeml.log_model() (or log_model(..., registered_model_name=...))")
         meta: dict[str, Any] = yaml.safe_load(store.read_bytes(f"{root}/{mfile}")) or {}
-        if not isinstance(meta, dict) or not meta.get("flavor"):
+        flavor = flavor_of(meta)  # lakeml's MLmodel names its flavor; one saved by MLflow lists its flavors
+        if not flavor:
             raise InvalidInputError(f"the {MLMODEL} file at {where} names no flavor; save the model again with "
                                     "lakeml.log_model()")
         return self.commit(changes.register, name=name, source_uri=source_uri, run_id=run_id, artifact_path=path,
-                           flavor=meta.get("flavor"), signature=meta.get("signature"),
+                           flavor=flavor, signature=meta.get("signature"),
                            requirements=list(meta.get("requirements") or []), description=description, tags=tags)
 
     def get_model_version(self, name: str, version: int | str | None = None) -> ModelVersion:
@@ -261,14 +265,18 @@ class RegistryClient:
     def set_gates(self, name: str, *, min_metrics: Mapping[str, float] | None = None,
                   max_metrics: Mapping[str, float] | None = None, required_artifacts: Iterable[str] | None = None,
                   required_tags: Mapping[str, Any] | Iterable[str] | None = None,
-                  aliases: Iterable[str] | None = None, environments: Iterable[str] | None = None) -> Gates:
+                  aliases: Iterable[str] | None = None, environments: Iterable[str] | None = None,
+                  lifecycle_steps: Iterable[str] | None = None) -> Gates:
         """Declare the rules a version of ``name`` must pass before it gets an alias or an environment.
 
         ``aliases`` / ``environments`` limit which promotions are guarded (default: all). Replaces
-        the previous rules; ``set_gates(name)`` with no rules removes them.
+        the previous rules; ``set_gates(name)`` with no rules removes them. ``lifecycle_steps``
+        (rule kind ``lifecycle_step_done``): BPMN task ids that must be done in a model project linking
+        the model, e.g. ``["approval"]``.
         """
         gates = Gates.build(min_metrics=min_metrics, max_metrics=max_metrics, required_artifacts=required_artifacts,
-                            required_tags=required_tags, aliases=aliases, environments=environments)
+                            required_tags=required_tags, aliases=aliases, environments=environments,
+                            lifecycle_steps=lifecycle_steps)
         return self.commit(changes.set_gates, name=names.model_name(name), gates=gates)
 
     def get_gates(self, name: str) -> Gates | None:

@@ -20,6 +20,8 @@ class GateFacts:
     artifacts: frozenset[str] = frozenset()
     tags: dict[str, str] = field(default_factory=dict)
     run_id: str | None = None
+    #: lifecycle steps done in the projects that link the model (None: no lifecycle component wired)
+    steps_done: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class Gates:
     ``required_tags``: version tags that must be set, optionally to one of some values
     (e.g. ``{"approved_by": ["alice", "bob"]}``, set by the business owner).
     ``aliases`` / ``environments`` say which promotions the rules guard (None: all of them).
+    ``lifecycle_steps`` (rule kind ``lifecycle_step_done``): BPMN task ids (e.g. ``approval``) that must be
+    completed in a model project linking the model (see ``lake.projects``).
     """
 
     min_metrics: dict[str, float] = field(default_factory=dict)
@@ -39,12 +43,14 @@ class Gates:
     required_tags: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
     aliases: tuple[str, ...] | None = None
     environments: tuple[str, ...] | None = None
+    lifecycle_steps: tuple[str, ...] = ()
 
     @classmethod
     def build(cls, *, min_metrics: Mapping[str, float] | None = None, max_metrics: Mapping[str, float] | None = None,
               required_artifacts: Iterable[str] | None = None,
               required_tags: Mapping[str, Any] | Iterable[str] | None = None,
-              aliases: Iterable[str] | None = None, environments: Iterable[str] | None = None) -> "Gates":
+              aliases: Iterable[str] | None = None, environments: Iterable[str] | None = None,
+              lifecycle_steps: Iterable[str] | None = None) -> "Gates":
         """Validate user input into a :class:`Gates`."""
         def bounds(d: Mapping[str, float] | None, what: str) -> dict[str, float]:
             out = {}
@@ -74,13 +80,19 @@ class Gates:
             if not cp:
                 raise InvalidInputError("a required artifact path is empty; name a file such as 'validation/report.html'")
             arts.append(cp)
+        steps = [lifecycle_steps] if isinstance(lifecycle_steps, str) else list(lifecycle_steps or ())
+        for s in steps:
+            if not isinstance(s, str) or not s.strip():
+                raise InvalidInputError(f"a lifecycle step must be a BPMN task id such as 'approval', got {s!r}")
         return cls(bounds(min_metrics, "minimum"), bounds(max_metrics, "maximum"), tuple(arts), tags,
                    tuple(names.alias(a) for a in aliases) if aliases is not None else None,
-                   tuple(names.environment(e) for e in environments) if environments is not None else None)
+                   tuple(names.environment(e) for e in environments) if environments is not None else None,
+                   tuple(s.strip() for s in steps))
 
     @property
     def empty(self) -> bool:
-        return not (self.min_metrics or self.max_metrics or self.required_artifacts or self.required_tags)
+        return not (self.min_metrics or self.max_metrics or self.required_artifacts or self.required_tags
+                    or self.lifecycle_steps)
 
     def applies_to(self, *, alias: str | None = None, environment: str | None = None) -> bool:
         if alias is not None:
@@ -96,6 +108,7 @@ class Gates:
         out += [f"artifact {p} exists" for p in self.required_artifacts]
         for k, allowed in self.required_tags.items():
             out.append(f"tag {k} is set" if not allowed else f"tag {k} is one of {', '.join(allowed)}")
+        out += [f"lifecycle step {s} done" for s in self.lifecycle_steps]
         return out
 
     def evaluate(self, facts: GateFacts) -> list[str]:
@@ -123,6 +136,12 @@ class Gates:
                              f"lake.set_model_version_tag(name, version, {k!r}, ...))")
             elif allowed and have not in allowed:
                 fails.append(f"version tag {k!r} is {have!r}; it must be one of {', '.join(map(repr, allowed))}")
+        for s in self.lifecycle_steps:  # rule kind lifecycle_step_done
+            if facts.steps_done is None:
+                fails.append(f"lifecycle step {s!r} must be done, but this lake has no lifecycle component to ask")
+            elif s not in facts.steps_done:
+                fails.append(f"lifecycle step {s!r} is not done in any model project linking this model "
+                             f"(complete it with 'lakeml tasks complete <project> {s}')")
         return fails
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,7 +149,8 @@ class Gates:
                 "required_artifacts": list(self.required_artifacts),
                 "required_tags": {k: list(a) if a is not None else None for k, a in self.required_tags.items()},
                 "aliases": list(self.aliases) if self.aliases is not None else None,
-                "environments": list(self.environments) if self.environments is not None else None}
+                "environments": list(self.environments) if self.environments is not None else None,
+                **({"lifecycle_steps": list(self.lifecycle_steps)} if self.lifecycle_steps else {})}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> "Gates":
@@ -139,4 +159,5 @@ class Gates:
                    tuple(d.get("required_artifacts") or ()),
                    {k: tuple(a) if a is not None else None for k, a in (d.get("required_tags") or {}).items()},
                    tuple(d["aliases"]) if d.get("aliases") is not None else None,
-                   tuple(d["environments"]) if d.get("environments") is not None else None)
+                   tuple(d["environments"]) if d.get("environments") is not None else None,
+                   tuple(d.get("lifecycle_steps") or ()))

@@ -54,6 +54,31 @@ class ModelInfo(_Record):
                    metadata=dict(data.get("metadata") or {}))
 
 
+def flavor_of(meta: Any) -> str | None:
+    """The flavor an MLmodel file names: lakeml's ``flavor``, or for a model saved by MLflow the first of
+    its ``flavors`` other than ``python_function`` (else ``python_function``); None if it names none."""
+    if not isinstance(meta, dict):
+        return None
+    if meta.get("flavor"):
+        return meta["flavor"]
+    flavors = meta.get("flavors")
+    if isinstance(flavors, dict) and flavors:
+        return next((str(f) for f in flavors if f != "python_function"), "python_function")
+    return None
+
+
+def from_mlflow(data: dict[str, Any]) -> dict[str, Any]:
+    """An MLmodel saved by MLflow (``flavors`` only) as lakeml reads it, for the flavors lakeml loads the
+    same way: ``sklearn`` (MLflow's pickled/cloudpickled estimator is ``model_file``). Others stay as they are."""
+    flavors = data.get("flavors")
+    sk = flavors.get("sklearn") if isinstance(flavors, dict) else None
+    if isinstance(sk, dict) and sk.get("pickled_model") and sk.get("serialization_format", "cloudpickle") in (
+            "pickle", "cloudpickle"):
+        opts = {**sk, "model_file": sk["pickled_model"]}
+        return {**data, "flavor": "sklearn", "flavors": {**flavors, "sklearn": opts}}
+    return data
+
+
 def write(folder: Path, data: dict[str, Any]) -> None:
     import yaml
 
@@ -69,6 +94,8 @@ def read(folder: Path) -> dict[str, Any]:
         raise NotFoundError(f"{folder} holds no {MLMODEL} file, so it is not a model logged with lakeml.log_model(); "
                             "check the artifact path (e.g. runs:/<run_id>/model)")
     data = yaml.safe_load(path.read_text()) or {}
+    if isinstance(data, dict) and "flavor" not in data:
+        data = from_mlflow(data)
     if not isinstance(data, dict) or "flavor" not in data:
         raise InvalidInputError(f"{path} is not a lakeml MLmodel file (it names no flavor)")
     return data

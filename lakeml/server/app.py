@@ -18,6 +18,12 @@ from lakeml.server.settings import ServerSettings
 # Each module exposes ``router`` (a fastapi.APIRouter). Order matters only for overlapping paths.
 ROUTERS: list[str] = [
     "lakeml.server.routes.ops",
+    "lakeml.server.routes.projects",
+    "lakeml.server.api_v1",
+    "lakeml.server.routes.sql",
+    "lakeml.server.routes.feedback",
+    "lakeml.server.mlflow_api",
+    "lakeml.server.portal",
 ]
 
 
@@ -33,10 +39,24 @@ def create_app(lake: Any, settings: ServerSettings | None = None, *, auth: Any =
 
         auth = TokenAuth.for_lake(lake, settings)
     app.state.auth = auth
+    from lakeml.server.metrics import ServerMetrics
+    from lakeml.server.middleware import LakemlMiddleware
+
+    app.state.metrics = ServerMetrics(lake)
+    app.add_middleware(LakemlMiddleware, app_state=app.state)  # auth, acting user, body limits, metrics
     _install_error_handlers(app)
     for module in ROUTERS:
         app.include_router(importlib.import_module(module).router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one ``lakeml server --workers N`` worker: uvicorn imports this factory in each worker
+    process; the lake and settings come from the ``LAKEML_SERVER_CONFIG`` JSON that the parent set.
+    The lake is closed (committer flushed) when the worker shuts down."""
+    from lakeml.server.run import app_from_config
+
+    return app_from_config()
 
 
 def _version() -> str:

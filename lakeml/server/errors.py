@@ -12,6 +12,7 @@ from lakeml import errors as E
 _MAP: list[tuple[type, int, str]] = [
     (E.GateError, 409, "INVALID_STATE"),
     (E.ReadOnlyError, 403, "PERMISSION_DENIED"),
+    (E.RoleError, 403, "PERMISSION_DENIED"),
     (E.QueryError, 400, "INVALID_PARAMETER_VALUE"),
     (E.InvalidInputError, 400, "INVALID_PARAMETER_VALUE"),
     (E.NotFoundError, 404, "RESOURCE_DOES_NOT_EXIST"),

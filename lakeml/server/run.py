@@ -1,10 +1,26 @@
-"""Start a server process: open the lake, build the app, run uvicorn; commit everything on SIGTERM."""
+"""Start a server process: open the lake, build the app, run uvicorn; commit everything on SIGTERM.
+
+On SIGTERM/SIGINT uvicorn stops accepting connections, lets in-flight requests finish
+(``timeout_graceful_shutdown``), and then the lake is closed, which commits every row it holds.
+With ``workers > 1`` uvicorn starts N processes that each import :func:`lakeml.server.app.app_from_env`;
+they find the lake and settings in the ``LAKEML_SERVER_CONFIG`` variable (JSON) set here.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+import threading
 from typing import Any
 
-from lakeml.server.settings import ServerSettings
+from lakeml.errors import ConfigError
+from lakeml.server.settings import ServerSettings, is_loopback
+
+ENV_CONFIG = "LAKEML_SERVER_CONFIG"
+GRACE_SECONDS = 30
 
 
 def serve(settings: ServerSettings, *, catalog: str | None = None, warehouse: str | None = None,
@@ -13,13 +29,98 @@ def serve(settings: ServerSettings, *, catalog: str | None = None, warehouse: st
     import uvicorn
 
     from lakeml.client.lake import connect
+
+    lake = connect(catalog, warehouse=warehouse, namespace=namespace, commit_interval=settings.commit_interval,
+                   **properties)
+    closer = lake.close
+    try:
+        auth = check_bind(lake, settings)
+        announce(lake, settings, auth)
+        if settings.workers > 1:
+            lake.close()  # each worker opens its own
+            lake = None
+            os.environ[ENV_CONFIG] = json.dumps({"settings": dataclasses.asdict(settings), "catalog": catalog,
+                                                 "warehouse": None if warehouse is None else str(warehouse),
+                                                 "namespace": namespace, "properties": properties})
+            uvicorn.run("lakeml.server.app:app_from_env", factory=True, host=settings.host, port=settings.port,
+                        workers=settings.workers, log_level="warning", access_log=False,
+                        timeout_graceful_shutdown=GRACE_SECONDS)
+            return
+        from lakeml.server.app import create_app
+
+        app = create_app(lake, settings, auth=auth)
+        closer = close_on_shutdown(app, lake)
+        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                                lifespan="on", access_log=False, timeout_graceful_shutdown=GRACE_SECONDS)
+        uvicorn.Server(config).run()  # after a signal uvicorn re-raises it: the lake is closed by then
+    finally:
+        if lake is not None:
+            closer()
+
+
+def check_bind(lake: Any, settings: ServerSettings) -> Any:
+    """The server's :class:`~lakeml.server.auth.TokenAuth`; refuses a non-loopback bind without tokens
+    (unless ``settings.insecure``) with a :class:`ConfigError`."""
+    from lakeml.server.auth import TokenAuth
+
+    auth = TokenAuth.for_lake(lake, settings)
+    if auth.last_error is not None:
+        raise ConfigError(f"cannot read the server's tokens ({type(auth.last_error).__name__}: {auth.last_error}); "
+                          "check the catalog with 'lakeml doctor'") from auth.last_error
+    if not is_loopback(settings.host) and not auth.live_tokens and not settings.insecure:
+        raise ConfigError(f"refusing to serve on {settings.host} without tokens: anyone who can reach it could "
+                          "read and change the lake. Create one first ('lakeml server token create --name NAME "
+                          "--scope write'), bind 127.0.0.1, or pass --insecure")
+    return auth
+
+
+def announce(lake: Any, settings: ServerSettings, auth: Any) -> None:
+    """The one line a server prints when it starts."""
+    mode = "tokens" if auth.required else "none"
+    where = lake.config.warehouse_dir or lake.config.catalog_name
+    print(f"lakeml server on {settings.url} (catalog {where}, auth: {mode}"
+          + (f", {settings.workers} workers" if settings.workers > 1 else "") + ")", file=sys.stderr, flush=True)
+
+
+def app_from_config() -> Any:
+    """The app of one worker, from ``LAKEML_SERVER_CONFIG``; its lake closes when the worker stops."""
+    from lakeml.client.lake import connect
     from lakeml.server.app import create_app
 
-    lake = connect(catalog, warehouse=warehouse, namespace=namespace, **properties)
-    try:
-        app = create_app(lake, settings)
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                                lifespan="on", access_log=False, timeout_graceful_shutdown=30)
-        uvicorn.Server(config).run()
-    finally:
-        lake.close()
+    raw = os.environ.get(ENV_CONFIG)
+    if not raw:
+        raise ConfigError(f"{ENV_CONFIG} is not set: start workers with 'lakeml server --workers N'")
+    cfg = json.loads(raw)
+    settings = ServerSettings(**cfg["settings"])
+    lake = connect(cfg.get("catalog"), warehouse=cfg.get("warehouse"), namespace=cfg.get("namespace"),
+                   commit_interval=settings.commit_interval, **(cfg.get("properties") or {}))
+    app = create_app(lake, settings)
+    close_on_shutdown(app, lake)
+    return app
+
+
+def close_on_shutdown(app: Any, lake: Any) -> Any:
+    """Close ``lake`` (commit what it holds) when the app's lifespan ends: after uvicorn has stopped
+    accepting and finished the requests in flight. Returns the (idempotent) closing function."""
+    inner = app.router.lifespan_context
+    lock = threading.Lock()
+    done: list[bool] = []
+
+    def close() -> None:
+        with lock:
+            if not done:
+                done.append(True)
+                lake.close()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Any):
+        try:
+            async with inner(a) as state:
+                yield state
+        finally:
+            import anyio.to_thread
+
+            await anyio.to_thread.run_sync(close)
+
+    app.router.lifespan_context = lifespan
+    return close

@@ -24,6 +24,8 @@ class ServerSettings:
     max_artifact_bytes: int = field(default_factory=lambda: _env_int("LAKEML_SERVER_MAX_ARTIFACT", 10 * 1024 ** 3))
     sql_row_limit: int = field(default_factory=lambda: _env_int("LAKEML_SERVER_SQL_ROWS", 100_000))
     sql_time_limit: float = field(default_factory=lambda: float(os.environ.get("LAKEML_SERVER_SQL_SECONDS", "30")))
+    # seconds between the shared committer's commits (one Iceberg commit per table per tick for all clients)
+    commit_interval: float = field(default_factory=lambda: float(os.environ.get("LAKEML_SERVER_COMMIT_INTERVAL", "1")))
 
     @property
     def url(self) -> str:

@@ -18,6 +18,7 @@ The committer holds no per-run state, so one instance can serve many clients
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import json
 import logging
@@ -31,7 +32,7 @@ import uuid
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from lakeml.errors import CommitError, StorageError
 from lakeml.storage.drain import exit_drain_mode
@@ -251,6 +252,21 @@ class Committer:
         with self._pending_lock:
             pending = sum(b.num_rows for b in self._pending)
         return sum(len(b) for b in self._buffers.values()) + pending
+
+    def pending_by_table(self) -> dict[str, int]:
+        """Rows not yet committed, by table (buffered plus taken and waiting): read-only, for metrics."""
+        out = {t: len(b) for t, b in list(self._buffers.items())}
+        with self._pending_lock:
+            for b in self._pending:
+                out[b.table] = out.get(b.table, 0) + b.num_rows
+        return out
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """Rows added to any buffers inside this block are taken (spooled, committed) in the same take:
+        a crash keeps all of them or none. Must not read or flush inside (the block holds the take lock)."""
+        with self._drain_lock:
+            yield
 
     def handoff(self) -> int:
         """Move every buffered row into the spool (one fsync for all tables) and return without

@@ -128,12 +128,15 @@ class TrackingClient:
     # -- runs ---------------------------------------------------------------------------------
     def create_run(self, experiment: str = DEFAULT_EXPERIMENT, *, run_name: str | None = None,
                    tags: Mapping[str, Any] | None = None, parent_run_id: str | None = None,
-                   start_time_ms: int | None = None) -> Run:
-        """Start a run (status RUNNING) and return it."""
+                   start_time_ms: int | None = None, run_id: str | None = None) -> Run:
+        """Start a run (status RUNNING) and return it. ``run_id``: chosen by the caller (a remote client
+        that logs before the server answers); default a new random id."""
         eid = self.get_or_create_experiment(experiment)
         if parent_run_id is not None:
             self.run_state(parent_run_id)
-        run_id = uuid.uuid4().hex
+        if run_id is not None:
+            v.validate_run_id(run_id)
+        run_id = run_id or uuid.uuid4().hex
         if run_name is not None:
             v.validate_name(run_name, "run")
         run_name = run_name or f"run-{run_id[:8]}"

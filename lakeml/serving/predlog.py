@@ -1,0 +1,174 @@
+"""Inference logging: one ``predictions`` row per scored input row, written off the request path.
+
+A request hands its rows to :meth:`PredictionLogger.log` (a queue put: no JSON, no Arrow on the request
+thread); a daemon thread turns them into row tuples in the contract's column order and appends them to
+``lake.committer.buffer("predictions")``, whose commit thread writes them to Iceberg in batches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import queue
+import threading
+import time
+from typing import Any, Sequence
+
+log = logging.getLogger("lakeml.serving")
+
+TABLE = "predictions"
+#: Rows the logger may hold before it drops new ones (counted in ``dropped``) rather than grow without bound.
+MAX_PENDING_ROWS = 1_000_000
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _plain(v: Any) -> Any:
+    """A JSON-ready copy of a model output or input value (numpy scalars and arrays, NaN as null)."""
+    if hasattr(v, "tolist"):
+        v = v.tolist()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    return v
+
+
+def as_number(v: Any) -> float | None:
+    """The prediction as a double: numbers and booleans (a class label 0/1); null for anything else."""
+    if hasattr(v, "item") and not hasattr(v, "__len__"):
+        v = v.item()
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float)):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    if isinstance(v, str):
+        try:
+            f = float(v)
+        except ValueError:
+            return None
+        return f if math.isfinite(f) else None
+    return None
+
+
+class PredictionLogger:
+    """Log scored rows to the ``predictions`` table through the lake's committer.
+
+    ``lake``: an open Lake (only ``lake.committer`` is used). ``model_name``/``model_version``/
+    ``model_uri``/``service``: what every row records (``set_model`` changes the model after a reload).
+    """
+
+    def __init__(self, lake: Any, *, model_name: str | None = None, model_version: int | None = None,
+                 model_uri: str | None = None, service: str = "lakeml-serve",
+                 max_pending_rows: int = MAX_PENDING_ROWS):
+        self.committer = lake.committer
+        self.buffer = lake.committer.buffer(TABLE)
+        self.model_name, self.model_version, self.model_uri = model_name, model_version, model_uri
+        self.service = service
+        self.max_pending_rows = max_pending_rows
+        self.logged = 0  # rows handed to the committer
+        self.dropped = 0  # rows dropped because more than max_pending_rows were waiting
+        self._pending = 0
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="lakeml-predlog", daemon=True)
+        self._thread.start()
+
+    def set_model(self, *, model_name: str | None, model_version: int | None, model_uri: str | None) -> None:
+        """The model that scores from now on (rows already queued keep the model they were scored by)."""
+        self.model_name, self.model_version, self.model_uri = model_name, model_version, model_uri
+
+    def log(self, request_id: str, rows_features: Sequence[dict] | None, predictions: Sequence[Any] | None,
+            latency_ms: float, status: int, error: str | None = None, *, ts_us: int | None = None) -> None:
+        """Queue one request's rows: one row per input row, or one row with row_index -1 when it failed
+        (``error`` set, or no predictions). Returns at once; the rows reach Iceberg with the next commit."""
+        n = max(len(rows_features or ()), 1)
+        if self._closed:
+            raise RuntimeError("PredictionLogger.log() after close()")
+        if self._pending + n > self.max_pending_rows:
+            self.dropped += n
+            if self.dropped == n or self.dropped % 100_000 < n:
+                log.warning("lakeml serve: %d prediction rows dropped: more than %d rows wait for the committer "
+                            "(is the lake reachable?)", self.dropped, self.max_pending_rows)
+            return
+        self._pending += n
+        self._queue.put((request_id, rows_features, predictions, latency_ms, status, error,
+                         ts_us if ts_us is not None else _now_us(),
+                         self.model_name, self.model_version, self.model_uri))
+
+    def rows_of(self, item: tuple) -> list[tuple]:
+        """The ``predictions`` row tuples of one queued request (contract column order)."""
+        request_id, feats, preds, latency_ms, status, error, ts, name, version, uri = item
+        lat = float(latency_ms) if latency_ms is not None else None
+        if error is not None or not preds:
+            feat = json.dumps(_plain(feats[0]), default=str) if feats and len(feats) == 1 else None
+            return [(request_id, -1, ts, name, version, uri, self.service, feat, None, None, lat, int(status),
+                     error if error is not None else "no predictions")]
+        out = []
+        for i, p in enumerate(preds):
+            f = feats[i] if feats is not None and i < len(feats) else None
+            pj = _plain(p)
+            out.append((request_id, i, ts, name, version, uri, self.service,
+                        json.dumps(_plain(f), default=str) if f is not None else None,
+                        as_number(pj), json.dumps(pj, default=str), lat, int(status), None))
+        return out
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            batch = [item]
+            try:  # take what else is waiting: one buffer append for many requests
+                while len(batch) < 1000:
+                    nxt = self._queue.get_nowait()
+                    if nxt is None:
+                        self._queue.put(None)
+                        break
+                    batch.append(nxt)
+            except queue.Empty:
+                pass
+            rows: list[tuple] = []
+            for it in batch:
+                try:
+                    rows.extend(self.rows_of(it))
+                except Exception:  # noqa: BLE001 - a bad row must not stop the logger
+                    log.exception("lakeml serve: cannot log request %s", it[0])
+            if rows:
+                self.buffer.extend(rows)
+            with self._idle:
+                self.logged += len(rows)
+                self._pending -= sum(max(len(it[1] or ()), 1) for it in batch)
+                self._idle.notify_all()
+
+    def drain(self, timeout: float | None = 30) -> None:
+        """Wait until every queued request is in the committer's buffer (not yet committed)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._idle:
+            while self._pending > 0:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"{self._pending} prediction rows still queued after {timeout} s")
+                self._idle.wait(left if left is not None else 1.0)
+
+    def flush(self, timeout: float | None = 60) -> None:
+        """Drain the queue and commit the rows to Iceberg (returns once they are readable)."""
+        self.drain(timeout)
+        self.committer.flush(timeout)
+
+    def close(self, timeout: float | None = 60) -> None:
+        """Flush and stop the logging thread."""
+        if self._closed:
+            return
+        self.drain(timeout)
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(5)
+        self.committer.flush(timeout)
