@@ -94,7 +94,10 @@ def main() -> None:
             api = server.url + "/portal/api"
             q = urllib.parse.urlencode
             print(f"at the server (median of {a.reps}, after a warm-up):")
-            row("runs: first page (50, newest first)", median_ms(f"{api}/runs?{q({'experiment': EXPERIMENT})}", a.reps), 1000)
+            first = median_ms(f"{api}/runs?{q({'experiment': EXPERIMENT})}", a.reps)
+            row("runs: first page (50, newest first)", first, 1000)
+            row("runs: first page with the column keys (first load)",
+                median_ms(f"{api}/runs?{q({'experiment': EXPERIMENT, 'keys': 'true'})}", a.reps), 1000)
             for order in ("metrics.val_auc DESC", "metrics.loss ASC", "params.lr ASC"):
                 ms = median_ms(f"{api}/runs?{q({'experiment': EXPERIMENT, 'order': order})}", a.reps)
                 row(f"runs: sort by {order}", ms, 300)

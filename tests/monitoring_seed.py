@@ -1,11 +1,13 @@
-"""Shared data for the monitoring tests: a training table, a model version trained on one exact snapshot
+"""Shared data for the monitoring tests (and a webhook receiver): a training table, a model version trained on one exact snapshot
 of it, and logged predictions in hourly windows (written through the committer, in the shape of
 catalog/tables/predictions.yaml), some with labels."""
 
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pyarrow as pa
@@ -94,3 +96,28 @@ def prediction_rows(model, name: str, version: int, f: dict, start_us: int, rows
 
 def hour(k: int) -> int:
     return datetime_to_us(T0) + k * HOUR
+
+
+class Receiver:
+    """A webhook receiver: a real HTTP server on a free loopback port, keeping each JSON body it gets."""
+
+    def __init__(self):
+        bodies = self.bodies = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -51,15 +51,15 @@ def seed(warehouse: str | Path, *, runs: int = 10_000, long_steps: int = 100_000
             depth = rng.randint(2, 12)
             model = models[i % 3]
             auc = round(0.6 + 0.35 * rng.random(), 5)
-            lake.log_batch(run.run_id, metrics=[Metric("val_auc", auc, 0), Metric("loss", lake_loss := round(1 - auc + rng.random() * .1, 5), 0),
+            loss = round(1 - auc + rng.random() * .1, 5)
+            lake.log_batch(run.run_id, metrics=[Metric("val_auc", auc, 0), Metric("loss", loss, 0),
                                                 Metric("train_time_s", round(rng.uniform(5, 500), 2), 0)],
                            params=[Param("lr", str(lr)), Param("max_depth", str(depth)), Param("model", model)],
                            tags=[RunTag("seed", str(i))])
             status = "FAILED" if i % 97 == 0 else "FINISHED"
-            table.append({"run_id": run.run_id, "run_name": f"trial-{i:05d}", "status": status, "start_ms": start_ms, "metrics.val_auc": auc,
-                          "metrics.loss": lake_loss, "params.model": model, "params.lr": str(lr)})
-            lake.set_terminated(run.run_id, status, end_time_ms=1_780_000_000_000 + i * 60_000 + rng.randint(5_000, 900_000),
-                                wait=False)
+            table.append({"run_id": run.run_id, "run_name": f"trial-{i:05d}", "status": status, "start_ms": start_ms,
+                          "metrics.val_auc": auc, "metrics.loss": loss, "params.model": model, "params.lr": str(lr)})
+            lake.set_terminated(run.run_id, status, end_time_ms=start_ms + rng.randint(5_000, 900_000), wait=False)
             ids.append(run.run_id)
         out["run_ids"] = ids
         out["runs"] = table  # what was logged, for tests to compute expected pages independently
@@ -102,11 +102,12 @@ def seed(warehouse: str | Path, *, runs: int = 10_000, long_steps: int = 100_000
         lake.set_gates(MODEL, min_metrics={"val_auc": 0.9}, aliases=["champion"])
         lake.set_alias(MODEL, "challenger", 1)
         out["weak_run"] = weak.run_id
-        table.append({"run_id": long.run_id, "run_name": "long-run", "status": "FINISHED", "start_ms": 1_790_000_000_000, "metrics.val_auc": 0.97,
-                      "metrics.loss": float(values[-1]), "params.model": "gbm", "params.lr": "0.001"})
-        table.append({"run_id": weak.run_id, "run_name": "weak-candidate", "status": "FINISHED",
-                      "start_ms": 1_789_000_000_000,
-                      "metrics.val_auc": 0.62, "metrics.loss": None, "params.model": "logreg", "params.lr": "0.1"})
+        for rid, name, start, auc, loss, model, lr in (
+                (long.run_id, "long-run", 1_790_000_000_000, 0.97, float(values[-1]), "gbm", "0.001"),
+                (weak.run_id, "weak-candidate", 1_789_000_000_000, 0.62, None, "logreg", "0.1")):
+            table.append({"run_id": rid, "run_name": name, "status": "FINISHED", "start_ms": start,
+                          "metrics.val_auc": auc,
+                          "metrics.loss": loss, "params.model": model, "params.lr": lr})
         lake.flush()
     return out
 

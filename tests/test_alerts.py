@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -16,7 +14,8 @@ import lakeml
 from lakeml.cli.main import app
 from lakeml.errors import InvalidInputError
 from lakeml.monitoring.rules import load_rules
-from tests.monitoring_seed import features, hour, prediction_rows, train_and_register, training_table, truth
+from tests.monitoring_seed import (Receiver, features, hour, prediction_rows, train_and_register, training_table,
+                                   truth)
 
 RULES = """
 rules:
@@ -38,31 +37,6 @@ rules:
     op: ">"
     threshold: 1000
 """
-
-
-class Receiver:
-    """A webhook receiver: a real HTTP server on a free loopback port, keeping each JSON body it gets."""
-
-    def __init__(self):
-        bodies = self.bodies = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +148,17 @@ def test_cli_run_exits_2_on_alerts_and_report_writes_offline_html(alerted, tmp_p
     status = json.loads(r.stdout)
     assert [(s["model_name"], s["status"]) for s in status] == [("clf", "ALERT")]
     assert status[0]["max_drift"] > 0.2 and "accuracy" in status[0]
+
+
+def test_a_failing_webhook_is_recorded_not_fatal(alerted):
+    lake, _ = alerted
+    lake.monitoring.run(window="1h")
+    from tests.servers import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/nobody-listens"
+    alerts = lake.monitoring.evaluate("- {name: errors_or_drift, check: ks, op: '>', threshold: 0.3, feature: x1}",
+                                      window="1h", webhooks=[dead])
+    assert [(a.rule, a.feature, a.new) for a in alerts] == [("errors_or_drift", "x1", True)]
+    assert alerts[0].webhooks[0][0] == dead and alerts[0].webhooks[0][1].startswith("error: ")
+    got = lake.sql("SELECT webhooks FROM lakeml.alerts WHERE rule = 'errors_or_drift'")["webhooks"][0]
+    assert json.loads(got)[0]["status"].startswith("error: ")

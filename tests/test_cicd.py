@@ -2,7 +2,7 @@
 warehouse; and `lakeml models promote` as a CI step (exit 2 with the failed rules, or the alias moved).
 
 The steps are taken from the docs' YAML blocks and run with bash in order (`pip install` lines are
-skipped: no network here; the checkout's .venv is first on PATH instead)."""
+skipped: no network here; the venv running the tests is first on PATH instead)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from lakeml.cli.main import app as cli
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "cicd.md").read_text()
-BIN = str(Path(os.environ.get("VIRTUAL_ENV") or ROOT / ".venv") / "bin")
+BIN = str(Path(sys.executable).parent)  # the venv running the tests: its python and lakeml come first on PATH
 
 pytest.importorskip("sklearn")
 

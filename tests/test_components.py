@@ -10,7 +10,8 @@ from pathlib import Path
 from lakeml.client.lake import Lake
 
 ROOT = Path(__file__).resolve().parent.parent / "lakeml"
-COMPONENTS = [ROOT / "tracking", ROOT / "registry", ROOT / "query", ROOT / "storage", ROOT / "monitoring"]
+COMPONENTS = [ROOT / "tracking", ROOT / "registry", ROOT / "query", ROOT / "storage", ROOT / "monitoring",
+              ROOT / "serving"]
 # Lake members that are more than a delegation, and why
 NOT_DELEGATIONS = {"__init__": "builds the components", "close": "closes the committer, then the engines",
                    "engine": "commits pending rows, then returns the engine"}

@@ -30,6 +30,13 @@ OUTPUT = {
         r"production: 1",
         re.escape("[('churn', 'approved', 'Packaging', 'max')]"),
     ],
+    "monitoring_guide.py": [
+        r"windows computed: 2",
+        re.escape("accuracy_low None accuracy < 0.8"),
+        re.escape("feature_drift spend psi > 0.2"),
+        re.escape("feature_drift tenure psi > 0.2"),
+        r"accuracy per hour: \[0\.9\d, 0\.[0-4]\d?\]",
+    ],
     "maintenance.py": [r"metrics \d+ -> \d+ \d+ \d+\.\ds", r"drained: True"],
     "quickstart.py": [r"FINISHED 6 growth", r"1 run found; 10000 points; 3 input rows", r"a trained model"],
     "registry_guide.py": [

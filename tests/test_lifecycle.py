@@ -185,6 +185,18 @@ def test_walk_through_default_process(file_lake, receiver, tmp_path):
     assert (b["project"], b["status"], b["current_step"], b["production_model_version"]) == \
         ("churn", "in_production", None, "models:/churn/2")
     assert b["monitoring_status"] is None  # never monitored yet
+    # a monitoring window for the production version, then an alert on it
+    from lakeml.clock import now_us
+
+    t1 = now_us()
+    t0 = t1 - 3_600_000_000
+    lake.committer.buffer("monitoring").add(("churn", 2, "1h", t0, t1, "psi", "x1", 0.02, 100, None, "c" * 32, t1))
+    lake.flush()
+    assert lake.sql("SELECT monitoring_status FROM lakeml.project_board").rows() == [("ok",)]
+    lake.committer.buffer("alerts").add(("a" * 32, t1, "drift", "churn", 2, "psi", "x1", ">", 0.01, 0.02, 1, t0, t1,
+                                         "psi of x1 is 0.02", None))
+    lake.flush()
+    assert lake.sql("SELECT monitoring_status FROM lakeml.project_board").rows() == [("alerting: psi of x1 is 0.02",)]
     assert b["last_activity"] is not None and b["days_to_status"] >= 0
 
     html = lake.projects.weekly_summary(tmp_path / "week.html").read_text()

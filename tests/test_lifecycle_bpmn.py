@@ -167,3 +167,37 @@ def test_approval_by_another_user_of_the_role(file_lake, tmp_path):
                                                                       ("task_completed", "ann", "analyst")]
     with pytest.raises(InvalidInputError, match="not a lane"):
         lake.projects.assign("appr", "validator", "vic")
+
+
+DECIDE = (HEAD + '<bpmn:laneSet id="ls"><bpmn:lane id="l1" name="reviewer"><bpmn:flowNodeRef>s</bpmn:flowNodeRef>'
+          '<bpmn:flowNodeRef>review</bpmn:flowNodeRef><bpmn:flowNodeRef>gw</bpmn:flowNodeRef>'
+          '<bpmn:flowNodeRef>ok</bpmn:flowNodeRef><bpmn:flowNodeRef>stop</bpmn:flowNodeRef>'
+          '<bpmn:flowNodeRef>note</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>'
+          '<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="note"/>'
+          '<bpmn:userTask id="note" name="Note"/><bpmn:sequenceFlow id="a2" sourceRef="note" targetRef="review"/>'
+          '<bpmn:userTask id="review" name="Review"/><bpmn:sequenceFlow id="b" sourceRef="review" targetRef="gw"/>'
+          '<bpmn:exclusiveGateway id="gw" default="c"/><bpmn:sequenceFlow id="c" sourceRef="gw" targetRef="ok"/>'
+          '<bpmn:sequenceFlow id="f_stop" sourceRef="gw" targetRef="stop">'
+          '<bpmn:conditionExpression>decision == "cancel"</bpmn:conditionExpression></bpmn:sequenceFlow>'
+          '<bpmn:endEvent id="ok"/><bpmn:endEvent id="stop"><bpmn:extensionElements><spiffworkflow:properties>'
+          '<spiffworkflow:property name="status" value="cancelled"/></spiffworkflow:properties>'
+          '</bpmn:extensionElements></bpmn:endEvent>' + TAIL).encode()
+
+
+def test_cancel_decision_through_a_gateway(file_lake, tmp_path):
+    """decision 'cancel' takes the gateway's cancel flow to an end event whose status is cancelled; a
+    decision on a task that no gateway follows is refused rather than ignored."""
+    f = tmp_path / "decide.bpmn"
+    f.write_bytes(DECIDE)
+    lake = file_lake
+    with acting_as("rex"):
+        lake.projects.create("dec", process=f, roles={"reviewer": "rex"})
+        with pytest.raises(InvalidInputError, match="no gateway that reads a decision"):
+            lake.projects.complete("dec", "note", decision="cancel")
+        lake.projects.complete("dec", "note")
+        assert lake.projects.complete("dec", "review", decision="cancel", comment="not worth it") == []
+    p = lake.projects.get("dec")
+    assert p.status == "cancelled"
+    last = lake.projects.events("dec")[-1]
+    assert (last["event_type"], last["decision"], last["status_before"], last["status_after"]) == \
+        ("task_completed", "cancel", "proposed", "cancelled")

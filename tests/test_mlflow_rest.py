@@ -333,3 +333,89 @@ def test_tables_read_back_with_pyiceberg_and_native_runs_match(server, client, f
 def _autolog_run(lake) -> str:
     df = lake.search_runs("rest-autolog", filter_string="attributes.run_name = 'auto'")
     return df["run_id"][0]
+
+
+def test_tokens_and_scopes_on_mlflow_routes(tmp_path, monkeypatch):
+    """With tokens: MLflow clients send MLFLOW_TRACKING_TOKEN; a read token cannot log, a write token logs
+    as its name; no token is a 401 in MLflow's shape."""
+    import lakeml
+    from lakeml.server.auth import TokenStore
+    from tests.servers import LakemlServer
+
+    lake = lakeml.connect(warehouse=str(tmp_path / "wh"))
+    try:
+        _, reader = TokenStore(lake.store).create("reader", "read")
+        _, writer = TokenStore(lake.store).create("ci-bot", "write")
+        lake.flush()
+    finally:
+        lake.close()
+    srv = LakemlServer(tmp_path / "wh", base_dir=tmp_path)
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", writer)
+        w = MlflowClient(srv.url)
+        eid = w.create_experiment("scoped")
+        rid = w.create_run(eid).info.run_id
+        w.log_metric(rid, "m", 1.0)
+        assert w.get_run(rid).info.user_id == "ci-bot"
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", reader)
+        r = MlflowClient(srv.url)
+        assert r.get_run(rid).data.metrics == {"m": 1.0}
+        with pytest.raises(MlflowException) as e:
+            r.log_metric(rid, "m", 2.0)
+        assert e.value.error_code == "PERMISSION_DENIED"
+        with httpx.Client(base_url=srv.url) as h:
+            resp = h.get("/api/2.0/mlflow/runs/get", params={"run_id": rid})
+            assert resp.status_code == 401 and resp.json()["error_code"] == "UNAUTHENTICATED"
+    finally:
+        srv.stop()
+
+
+# -- fuzz (in-process app over a real lake) -----------------------------------------------------------
+_JSON = None
+
+
+def _json_values():
+    from hypothesis import strategies as st
+
+    scalars = st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True) | st.text(max_size=20)
+    return st.recursive(scalars, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=10), kids,
+                                                                                           max_size=4), max_leaves=12)
+
+
+@pytest.fixture(scope="module")
+def fuzz_app(tmp_path_factory):
+    import lakeml
+    from fastapi.testclient import TestClient
+
+    from lakeml.server.app import create_app
+    from lakeml.server.settings import ServerSettings
+
+    lake = lakeml.connect(warehouse=str(tmp_path_factory.mktemp("fuzz") / "wh"))
+    run = lake.create_run("fuzz")
+    with TestClient(create_app(lake, ServerSettings())) as tc:
+        yield tc, run.run_id
+    lake.close()
+
+
+def test_fuzzed_json_bodies_never_500(fuzz_app):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    tc, run_id = fuzz_app
+    paths = ["runs/log-batch", "runs/create", "runs/search", "runs/update", "runs/set-tag", "runs/log-metric",
+             "runs/log-parameter", "runs/log-inputs", "experiments/create", "experiments/search",
+             "registered-models/create", "model-versions/create", "logged-models"]
+    fields = ["run_id", "experiment_id", "metrics", "params", "tags", "filter", "order_by", "max_results",
+              "page_token", "name", "key", "value", "step", "timestamp", "status", "datasets", "source"]
+    body = st.dictionaries(st.sampled_from(fields), _json_values(), max_size=5)
+    body = st.one_of(body, body.map(lambda d: {**d, "run_id": run_id}), _json_values())
+
+    @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(path=st.sampled_from(paths), payload=body)
+    def check(path, payload):
+        r = tc.post(f"/api/2.0/mlflow/{path}", content=json.dumps(payload, allow_nan=True))
+        assert r.status_code < 500, (path, payload, r.text)
+        if r.status_code >= 400:
+            assert set(r.json()) == {"error_code", "message"}, r.text
+
+    check()

@@ -4,6 +4,7 @@ reference being the exact training snapshot of the version's lineage; feedback; 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
@@ -233,3 +234,16 @@ def test_feedback_rows_and_validation(seeded):
     assert lake.sql("SELECT count(*) AS n FROM lakeml.feedback")["n"][0] == n  # nothing of a refused batch kept
     assert json.loads(lake.sql("SELECT label_json FROM lakeml.feedback WHERE request_id = 'req-x'")["label_json"][0]) == "cat"
     assert set(COLORS) == {"red", "green", "blue"}
+
+
+def test_since_takes_the_whole_window_it_falls_in(seeded):
+    lake = seeded["lake"]
+    half = 1_800_000_000
+    since = datetime.fromtimestamp((hour(0) + half + 600_000_000) / 1e6, tz=timezone.utc).isoformat()  # 00:40
+    res = lake.monitoring.run(model="reg", window="30m", since=since)
+    assert [(m, s) for m, _, s in res.computed] == [("reg", hour(0) + half)]  # 00:30-01:00, all of it
+    want = lake.sql("SELECT count(*) AS n FROM lakeml.predictions WHERE model_name = 'reg' AND ts >= $1 AND ts < $2",
+                    params=[datetime.fromtimestamp((hour(0) + half) / 1e6, tz=timezone.utc),
+                            datetime.fromtimestamp(hour(1) / 1e6, tz=timezone.utc)])["n"][0]
+    got = {r["check_name"]: r["value"] for r in lake.monitoring.results("reg", window="30m")}
+    assert got["requests"] == want > 150

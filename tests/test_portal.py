@@ -29,8 +29,6 @@ TIMEOUT_MS = 30_000  # a ceiling for waits on a loaded CI machine, not an assert
 def site(tmp_path_factory):
     from tests.servers import LakemlServer
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
     base = tmp_path_factory.mktemp("portal")
     info = seed(base / "wh", runs=10_000, scratch=base / "files")
     server = LakemlServer(base / "wh", base_dir=base)
@@ -41,7 +39,9 @@ def site(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(site):
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
@@ -185,7 +185,9 @@ def test_compare_three_runs_and_save_a_layout(page, site):
     # params: every key differs here, so each row is highlighted
     assert page.locator("#diff tbody tr.differs").count() == 3
     assert page.locator("#diff td.diff").count() == 9
-    assert page.evaluate("() => document.getElementById('parcoords').data[0].type") == "parcoords"
+    axes = page.evaluate("() => document.getElementById('parcoords').layout.xaxis.ticktext")
+    assert axes == ["lr", "max_depth", "model", page.input_value("#pc-metric")]
+    assert page.evaluate("() => document.getElementById('parcoords').data.length") == 3
     assert page.evaluate("() => document.getElementById('scatter').data[0].x.length") == 3
     # smoothing changes the curve, log scale switches the axis
     raw = page.evaluate("() => document.getElementById('curves').data[0].y.slice(0, 50)")
@@ -199,8 +201,8 @@ def test_compare_three_runs_and_save_a_layout(page, site):
     page.fill("#layout-name", "team-view")
     page.click("#save-layout")
     page.wait_for_selector("body[data-layout=saved]")
-    with reader(site) as lake:
-        rows = lake.sql("SELECT name, spec FROM lakeml.chart_layouts WHERE name = 'team-view'").to_dicts()
+    with reader(site) as lake:  # the committed Iceberg table, read with pyiceberg
+        rows = [r for r in lake.store.table("chart_layouts").scan().to_arrow().to_pylist() if r["name"] == "team-view"]
     assert rows and '"log_y": true' in rows[-1]["spec"] and '"smoothing": 0.9' in rows[-1]["spec"]
     # a colleague opening the layout gets the same chart
     page.goto(f"/compare?experiment={EXPERIMENT}&runs={','.join(ids)}&layout=team-view")
@@ -208,7 +210,7 @@ def test_compare_three_runs_and_save_a_layout(page, site):
     assert page.is_checked("#cmp-logy") and page.input_value("#smooth") == "0.9"
 
 
-def test_sql_console_runs_a_query_and_downloads_csv(page, site):
+def test_sql_console_runs_a_query_and_downloads_csv(page, site, all_runs):
     status = _status(site["server"].url + "/api/v1/sql/examples")
     if status == 404:
         pytest.skip("POST /api/v1/sql (helper A's SQL endpoint) is not in this server yet")
@@ -221,9 +223,8 @@ def test_sql_console_runs_a_query_and_downloads_csv(page, site):
     page.wait_for_selector("body[data-loaded^=sql]")
     assert page.evaluate("document.body.dataset.loaded") == "sql", page.inner_text("#sql-error")
     rows = page.locator("#sql-result tbody tr").all_inner_texts()
-    with reader(site) as lake:
-        want = lake.sql("SELECT status, count(*) AS n FROM lakeml.runs_latest "
-                        f"WHERE experiment_name = '{EXPERIMENT}' GROUP BY status ORDER BY status").rows()
+    statuses = [r["status"] for r in all_runs]
+    want = sorted((st, statuses.count(st)) for st in set(statuses))
     assert [r.split("\t") for r in rows] == [[s, str(n)] for s, n in want]
     assert page.evaluate("() => document.getElementById('sql-chart').data[0].type") == "bar"
     shot(page, "sql")
@@ -275,7 +276,8 @@ def test_promote_with_a_failing_then_a_passing_gate(page, site):
     shot(page, "model")
     page.goto("/models")
     page.wait_for_selector("#models tbody a")
-    assert "champion → v2" in page.inner_text("#models") and "prod/scoring-api@2.4.1: v1" in page.inner_text("#models")
+    listing = page.inner_text("#models")
+    assert "champion → v2" in listing and "prod/scoring-api@2.4.1: v1" in listing
     shot(page, "models")
 
 
@@ -353,19 +355,15 @@ def test_downsample_keeps_spikes_first_and_last_points(file_lake):
 
 # -- sign-in and `lakeml ui` ------------------------------------------------------------------------
 def test_login_page_sets_the_token_cookie(browser, tmp_path):
-    import json
-    import subprocess
-    import sys
-
     import lakeml
     from tests.servers import LakemlServer
 
+    from lakeml.server.auth import TokenStore
+
     wh = tmp_path / "wh"
-    with lakeml.connect(warehouse=str(wh)) as lake:
+    with lakeml.connect(warehouse=str(wh)) as lake:  # what `lakeml server token create` does
         lake.create_experiment("private-exp")
-    out = subprocess.run([sys.executable, "-m", "lakeml", "server", "token", "create", "--name", "ana", "--scope",
-                          "read", "-o", "json", "-w", str(wh)], capture_output=True, text=True, check=True)
-    token = json.loads(out.stdout)["token"]
+        _, token = TokenStore(lake.store).create("ana", "read")
     server = LakemlServer(wh, base_dir=tmp_path)
     try:
         assert _status(server.url + "/portal/api/experiments") == 401

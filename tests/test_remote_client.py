@@ -178,3 +178,34 @@ def test_server_down_at_start_and_a_crashed_client(tmp_path, journal):
         srv.stop()
     assert iceberg_points(tmp_path / "wh", run.run_id) == [("m", i, float(i)) for i in range(200)]
     assert iceberg_points(tmp_path / "wh", dead_run) == [("m", i, float(i)) for i in range(300)]
+
+
+def test_cli_read_commands_ask_the_server(server, remote):
+    import json
+
+    from typer.testing import CliRunner
+
+    from lakeml.cli.main import app
+
+    exp = f"cli-{uuid.uuid4().hex[:6]}"
+    run = remote.create_run(exp, run_name="shown")
+    remote.log_metric(run.run_id, "auc", 0.75)
+    remote.log_param(run.run_id, "depth", 4)
+    remote.flush()
+    cli = CliRunner()
+
+    def ok(*args):
+        res = cli.invoke(app, [*args, "--server", server.url])
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    rows = json.loads(ok("runs", "list", "-e", exp, "-f", "metrics.auc > 0.5", "-o", "json"))
+    assert [(r["run_name"], r["metrics"], r["params"]) for r in rows] == [("shown", {"auc": 0.75}, {"depth": "4"})]
+    assert "metrics.auc" in ok("runs", "list", "-e", exp, "--order-by", "metrics.auc DESC")
+    shown = json.loads(ok("runs", "show", run.run_id, "-o", "json"))
+    assert shown["metric_points"] == {"auc": 1} and shown["params"] == {"depth": "4"}
+    assert exp in [e["name"] for e in json.loads(ok("experiments", "list", "-o", "json"))]
+    out = ok("sql", f"select run_id from lakeml.runs_latest where experiment_name = '{exp}'", "-f", "json")
+    assert json.loads(out) == [{"run_id": run.run_id}]
+    bad = cli.invoke(app, ["runs", "list", "-f", "metrics.auc <<< 1", "--server", server.url])
+    assert bad.exit_code == 1 and "filter" in bad.output

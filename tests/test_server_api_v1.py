@@ -11,6 +11,8 @@ import uuid
 import httpx
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.servers import LakemlServer
 
@@ -228,6 +230,7 @@ def test_artifacts_roundtrip(http):
     files = http.get(f"/api/v1/artifacts/{rid}", params={"path": "reports"}).json()["files"]
     assert files == [{"path": "reports/data.bin", "size": len(data), "sha256": None, "is_dir": False}]
     error(http.get(f"/api/v1/artifacts/{rid}/reports"), 400, "path")
+    error(http.get(f"/api/v1/artifacts/{rid}", params={"path": "reports/data.bin"}), 400, "path")
     error(http.get(f"/api/v1/artifacts/{rid}/nothing.txt"), 404)
 
 
@@ -304,3 +307,56 @@ def test_openapi_documents_the_routes(http):
     assert set(body) >= {"application/json", ARROW}
     assert http.get("/docs").status_code == 200
     json.dumps(spec)
+
+
+# -- scopes and fuzzing ----------------------------------------------------------------------------
+def test_every_write_route_needs_write_or_admin():
+    """Reads need 'read'; anything that changes the lake needs 'write' (gates: 'admin')."""
+    from lakeml.server.api_v1 import artifacts, experiments, logging, registry, runs, search
+
+    routes = [r for m in (artifacts, experiments, logging, registry, runs, search) for r in m.router.routes]
+    seen = 0
+    for route in routes:
+        needs = {d.call.__name__ for d in route.dependant.dependencies if d.call.__name__.startswith("require_")}
+        assert len(needs) == 1, (route.path, needs)
+        if route.methods & {"POST", "PUT", "PATCH", "DELETE"} and not route.path.endswith(("/search", "/check")):
+            assert needs & {"require_write", "require_admin"}, route.path
+            seen += 1
+        else:
+            assert needs == {"require_read"}, route.path
+    assert seen >= 15
+    gates = [r for r in routes if r.path.endswith("/gates") and "PUT" in r.methods]
+    assert {d.call.__name__ for d in gates[0].dependant.dependencies} == {"require_admin"}
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                           lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids,
+                                                                                     max_size=4), max_leaves=12)
+batch_like = st.fixed_dictionaries({}, optional={
+    "metrics": st.lists(st.fixed_dictionaries({}, optional={"key": json_values, "value": json_values,
+                                                           "step": json_values, "timestamp": json_values}),
+                        max_size=3) | json_values,
+    "params": st.lists(st.fixed_dictionaries({}, optional={"key": json_values, "value": json_values}),
+                       max_size=3) | json_values,
+    "tags": json_values,
+})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=batch_like | json_values)
+def test_fuzzed_json_batches_never_get_a_500(http, body):
+    rid = _fuzz_run(http)
+    r = http.post(f"/api/v1/runs/{rid}/batch", content=json.dumps(body, allow_nan=True),
+                  headers={"Content-Type": "application/json"})
+    assert r.status_code in (200, 400, 409), r.text
+    if r.status_code != 200:
+        assert r.json()["error"]["message"]
+
+
+_FUZZ: dict[str, str] = {}
+
+
+def _fuzz_run(http) -> str:
+    if "run" not in _FUZZ:
+        _FUZZ["run"] = new_run(http, experiment="fuzz")
+    return _FUZZ["run"]

@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import subprocess
-import sys
 import threading
 import time
 
 import httpx
 import pytest
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 import lakeml
 from lakeml.errors import ConfigError, ConflictError, InvalidInputError, NotFoundError
@@ -98,6 +96,21 @@ def test_tokens_from_the_cli_work_on_a_running_server(server):
         # /health needs none
         assert c.get("/health").status_code == 200
 
+        # writes through the real APIs record the token's name (MLflow clients also send a user_id: ignored)
+        r = c.post("/api/2.0/mlflow/runs/create", headers=bearer(ci),
+                   json={"experiment_id": "0", "user_id": "someone-else", "start_time": int(time.time() * 1000)})
+        assert r.status_code == 200, r.text
+        run_id = r.json()["run"]["info"]["run_id"]
+        r = c.post("/api/2.0/mlflow/registered-models/create", headers=bearer(ci), json={"name": "auth-flow"})
+        assert r.status_code == 200, r.text
+        assert c.post("/api/v1/server/flush", headers=bearer(ci)).status_code == 200
+        r = c.post("/api/v1/sql", headers=bearer(ci), json={
+            "sql": "SELECT (SELECT list(DISTINCT user) FROM lakeml.runs WHERE run_id = $1), "
+                   "(SELECT list(DISTINCT actor) FROM lakeml.registry_events WHERE model_name = 'auth-flow')",
+            "params": [run_id]})
+        assert r.status_code == 200, r.text
+        assert r.json()["rows"] == [[["ci"], ["ci"]]]
+
         # scopes: read < write < admin
         reader = create_token(wh, "dashboards", "read")
         admin = create_token(wh, "ops", "admin")
@@ -152,7 +165,8 @@ def test_cli_list_revoke_and_bad_input(tmp_path):
     bad = cli("create", "--name", "x", "--scope", "root", warehouse=wh)
     assert bad.exit_code == 1 and "read, write or admin" in bad.stderr
     missing = cli("revoke", "nobody", warehouse=wh)
-    assert missing.exit_code == 1 and "no live token named 'nobody'" in missing.stderr and "in use: ci" in missing.stderr
+    assert missing.exit_code == 1
+    assert "no live token named 'nobody'" in missing.stderr and "in use: ci" in missing.stderr
 
     assert cli("revoke", "ci", warehouse=wh).exit_code == 0
     assert json.loads(cli("list", "-o", "json", warehouse=wh).stdout) == []
@@ -163,11 +177,9 @@ def test_cli_list_revoke_and_bad_input(tmp_path):
 
 
 def test_table_holds_only_hashes_and_is_readable_with_pyiceberg(tmp_path):
-    from pyiceberg.catalog.sql import SqlCatalog  # noqa: F401  (plain pyiceberg, as another engine would)
-
     with lakeml.connect(warehouse=tmp_path / "wh") as lake:
         info, token = TokenStore(lake.store).create("ci", "write", roles=["data_scientist"], created_by="me")
-        ident = lake.store.identifier(TABLE)
+        ident = lake.store.identifier(TABLE)  # read with plain pyiceberg, as another engine would
         rows = lake.store.catalog.load_table(ident).scan().to_arrow().to_pylist()
     assert len(rows) == 1
     row = rows[0]
@@ -220,9 +232,12 @@ def test_concurrent_creates_of_one_name_leave_one_live_token(tmp_path):
 
 def test_refusing_a_public_bind_without_tokens(tmp_path):
     wh = tmp_path / "wh"
-    out = subprocess.run([sys.executable, "-m", "lakeml", "server", "--host", "0.0.0.0", "--port", "1",
-                          "--warehouse", str(wh)], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1
+    from typer.testing import CliRunner
+
+    from lakeml.cli.main import app
+
+    out = CliRunner().invoke(app, ["server", "--host", "0.0.0.0", "--port", "1", "--warehouse", str(wh)])
+    assert out.exit_code == 1
     assert "refusing to serve on 0.0.0.0 without tokens" in out.stderr and "--insecure" in out.stderr
     assert out.stderr.count("\n") == 1
     with lakeml.connect(warehouse=wh) as lake:
@@ -241,7 +256,7 @@ writes = APIRouter()
 
 
 @writes.post("/test/run")
-def _create_run(request: __import__("fastapi").Request, p: Principal = Depends(require("write"))) -> dict:
+def _create_run(request: Request, p: Principal = Depends(require("write"))) -> dict:
     lake = lake_of(request)
     run = lake.create_run("auth-test", run_name="r")
     lake.log_metric(run.run_id, "m", 1.0)
@@ -249,7 +264,7 @@ def _create_run(request: __import__("fastapi").Request, p: Principal = Depends(r
 
 
 @writes.post("/test/model")
-def _create_model(request: __import__("fastapi").Request, p: Principal = Depends(require("write"))) -> dict:
+def _create_model(request: Request, p: Principal = Depends(require("write"))) -> dict:
     lake_of(request).create_model("auth-model")
     return {"ok": True}
 
@@ -295,3 +310,60 @@ def test_token_auth_unit_rules(file_lake):
         auth.authenticate(None)
     assert e.value.status == 401
     assert TokenAuth(store, required=False).authenticate(None).scope == "admin"
+
+
+def test_lazy_token_load_and_failing_closed(file_lake):
+    """A lazily started server reads its tokens on the first request; if it cannot, it answers 503 and
+    never lets anyone in anonymously."""
+    from lakeml.server.errors import ApiError
+
+    store = TokenStore(file_lake.store)
+    _, token = store.create("ci", "write")
+    auth = TokenAuth(store, lazy=True)
+    assert not auth.loaded and auth.required  # unknown yet: closed
+    with pytest.raises(ApiError) as e:
+        auth.authenticate(None)  # reads the tokens, finds one: a token is needed
+    assert e.value.status == 401 and auth.loaded
+    assert auth.authenticate(token).name == "ci"
+
+    down = lakeml.connect("down", type="rest", uri="http://127.0.0.1:9", warehouse="s3://nowhere/wh")
+    try:
+        broken = TokenAuth(TokenStore(down.store), lazy=True)
+        for cred in (None, token):
+            with pytest.raises(ApiError) as e:
+                broken.authenticate(cred)
+            assert e.value.status == 503 and "cannot read its tokens" in e.value.message
+        assert broken.required
+    finally:
+        down.close()
+
+
+class CountingTokenStore(TokenStore):
+    """The real store, counting how often the tokens are read."""
+
+    loads = 0
+
+    def live(self):
+        self.loads += 1
+        return super().live()
+
+
+def test_unknown_tokens_do_not_reload_without_end(file_lake):
+    store = CountingTokenStore(file_lake.store)
+    _, token = store.create("ci", "read")
+    auth = TokenAuth(store, refresh_seconds=3600)  # no background reloads in this test
+    assert store.loads == 1
+    from lakeml.server.errors import ApiError
+
+    made_up = f"lkml_{'a' * 12}_{'b' * 48}"
+    for _ in range(5):  # the same unknown id: one reload, then refused from memory
+        with pytest.raises(ApiError):
+            auth.authenticate(made_up)
+    assert store.loads == 2
+    for bad in ("garbage", "lkml_x_y", ""):  # malformed: never a reload
+        with pytest.raises(ApiError):
+            auth.authenticate(bad)
+    assert store.loads == 2
+    _, late = store.create("late", "write")  # a new token: one reload finds it
+    assert auth.authenticate(late).name == "late" and store.loads == 3
+    assert auth.authenticate(token).name == "ci" and store.loads == 3

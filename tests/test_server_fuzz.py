@@ -19,8 +19,8 @@ from lakeml.server.app import create_app
 from lakeml.server.settings import ServerSettings
 
 JSON_LEAF = st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30)
-JSON = st.recursive(JSON_LEAF, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                                           max_size=4), max_leaves=12)
+JSON = st.recursive(JSON_LEAF, lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
 SEGMENT = st.text(alphabet=string.ascii_letters + string.digits + "-_.~%@ é", min_size=1, max_size=40)
 
 

@@ -108,7 +108,8 @@ def test_errors_keep_duckdb_messages_and_carets(seeded):
     r = post(app, {"sql": "SELECT 1 AS a,\n  nope2 AS b"})
     assert "LINE 2:" in r.json()["error"]["message"]  # positions are those of the query as sent
     r = post(app, {"sql": "SELEC 1"})
-    assert r.status_code == 400 and "syntax error" in r.json()["error"]["message"] and "^" in r.json()["error"]["message"]
+    msg = r.json()["error"]["message"]
+    assert r.status_code == 400 and "syntax error" in msg and "^" in msg
     r = post(app, {"sql": "SELECT * FROM lakeml.no_such_table"})
     assert r.status_code == 400 and "lakeml.runs_latest" in r.json()["error"]["message"]  # lists what exists
     for bad in ({}, {"sql": ""}, {"sql": 1}, {"sql": "SELECT 1", "limit": -1}, {"sql": "SELECT 1", "format": "csv"},

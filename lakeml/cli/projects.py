@@ -192,6 +192,23 @@ def check_sla(catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = Wa
     emit(rows, output, _TASK_COLS)
 
 
+@app.command("sync")
+@handle_errors
+def sync(catalog: Optional[str] = CatalogOpt, warehouse: Optional[str] = WarehouseOpt,
+         output: Output = OutputOpt) -> None:
+    """Rebuild projects/tasks rows that project_events has and they lack (after a crash); the board does it too."""
+    with open_lake(catalog, warehouse) as lake:
+        res = lake.projects.sync()
+    if output == Output.json:
+        print_json(res.to_dict())
+        return
+    if not res.rows:
+        echo(f"projects and tasks agree with project_events (event {res.ledger_seq}); nothing to rebuild")
+        return
+    echo(f"rebuilt {len(res.projects)} projects row(s) ({', '.join(res.projects) or 'none'}) and "
+         f"{len(res.tasks)} tasks row(s) from project_events (event {res.ledger_seq})")
+
+
 # -- tasks -------------------------------------------------------------------------------------------
 @tasks_app.command("list")
 @handle_errors

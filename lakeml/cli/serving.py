@@ -37,6 +37,8 @@ def serve(model_uri: str = typer.Argument(..., metavar="MODEL_URI",
           poll_interval: float = typer.Option(10.0, "--poll-interval", min=0.05,
                                               help="seconds between alias checks (--follow-alias)"),
           max_rows: int = typer.Option(10_000, "--max-rows", min=1, help="rows one request may carry"),
+          commit_interval: float = typer.Option(5.0, "--commit-interval", min=0.1,
+                                                help="seconds between commits of the logged predictions"),
           service: str = typer.Option("lakeml-serve", "--service", help="service name (predictions, deployments)"),
           service_version: Optional[str] = typer.Option(None, "--service-version", help="version of this service"),
           environment: Optional[str] = typer.Option(
@@ -50,7 +52,8 @@ def serve(model_uri: str = typer.Argument(..., metavar="MODEL_URI",
     opts = ServeOptions(model_uri=model_uri, catalog=catalog, warehouse=warehouse, host=host, port=port,
                         workers=workers, log_predictions=log_predictions, follow_alias=follow_alias,
                         poll_interval=poll_interval, max_rows=max_rows, service=service,
-                        service_version=service_version, environment=environment)
+                        service_version=service_version, environment=environment,
+                        commit_interval=commit_interval)
     run(opts)
 
 

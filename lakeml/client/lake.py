@@ -81,8 +81,8 @@ class Lake:
         self.projects = Projects(config, self.store, self.committer, self.artifacts, self.tracking, self.registry,
                                  self.query, clock=clock, before_read=before_read)  # model lifecycle (BPMN)
         self.registry.lifecycle_steps = self.projects.steps_done  # promotion gate rule lifecycle_step_done
-        self.monitoring = Monitoring(self.store, self.committer, self.query, self.registry.deployments,
-                                     self.tracking.inputs, clock=clock, before_read=before_read)
+        self.monitoring = Monitoring(self.committer, self.query, self.registry.deployments, self.tracking.inputs,
+                                     clock=clock, before_read=before_read)
 
     def __repr__(self) -> str:
         return f"Lake(catalog={self.config.catalog_name!r}, namespace={self.config.namespace!r})"

@@ -28,6 +28,7 @@ from lakeml.lifecycle.deliverables import Checker, Completion
 from lakeml.lifecycle.ledger import Plan, ProjectLedger
 from lakeml.lifecycle.notify import Notifier, load_webhooks
 from lakeml.lifecycle.records import Project, ProjectsState, Task
+from lakeml.lifecycle.sync import SyncResult, find_gaps, project_row, rebuild, task_row
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -127,18 +128,11 @@ class Projects:
         for r in rows:
             p = st.projects.get(r["project_id"])
             if last.get(r["project_id"]) == r["event_seq"]:  # one projects row per project and commit
-                pr = Project.from_json(r["project"])
-                pbuf.add((pr.project_id, pr.name, pr.problem, pr.customer, pr.status, pr.process,
-                          _date_days(pr.target_date), pr.expected_value,
-                          [(k, ",".join(v)) for k, v in sorted(pr.roles.items())], list(pr.experiments),
-                          list(pr.models), pr.created_at, pr.created_by, pr.updated_at, pr.updated_by,
-                          pr.status_since, pr.cancel_reason, r["event_seq"]))
+                pbuf.add(project_row(Project.from_json(r["project"]), r["event_seq"]))
             inst = r.get("task_instance")
             if inst and inst in st.tasks:
                 t = st.tasks[inst]  # as of this commit (a commit's rows of one task: the last state wins)
-                tbuf.add((t.project_id, t.task_instance, t.task_id, t.task_name, t.role, t.assignee, t.state,
-                          list(t.required), t.sla_days, t.ready_at, t.completed_at, t.completed_by, t.blocked_by,
-                          r["event_time"], r["event_seq"]))
+                tbuf.add(task_row(t, r["event_time"], r["event_seq"]))
             self._notify(r, p, st)
 
     def _notify(self, r: dict[str, Any], p: Project | None, st: ProjectsState) -> None:
@@ -331,6 +325,10 @@ class Projects:
                             f"{actor!r}; reassign it with 'lakeml tasks reassign {name} {t0.task_id} {actor}'")
         prc = self._process(p0.process)
         step = prc.step(t0.task_id)
+        if decision != "done" and not step.decides:
+            raise InvalidInputError(f"task {t0.task_id!r} is followed by no gateway that reads a decision, so "
+                                    f"{decision!r} would be ignored; complete it with decision 'done', or cancel the "
+                                    f"project with 'lakeml projects cancel {name} --reason ...'")
         unknown = sorted(set(evidence) - {d.key for d in step.deliverables})
         if unknown:
             raise InvalidInputError(f"task {t0.task_id!r} does not ask for {', '.join(unknown)}; it requires "
@@ -449,9 +447,11 @@ class Projects:
 
     # -- board ----------------------------------------------------------------------------------
     def board(self, *, status: str | None = None, customer: str | None = None, role: str | None = None) -> "pl.DataFrame":
-        """The ``lakeml.project_board`` view (after committing pending rows), filtered."""
+        """The ``lakeml.project_board`` view (after committing pending rows and rebuilding any
+        ``projects``/``tasks`` rows the ledger has and they lack, see :meth:`sync`), filtered."""
         self.committer.flush()
         self.before_read()
+        self.sync()
         where, params = [], []
         for col, val in (("status", status), ("customer", customer), ("role", role)):
             if val is not None:
@@ -459,6 +459,18 @@ class Projects:
                 params.append(val)
         q = "SELECT * FROM lakeml.project_board" + (" WHERE " + " AND ".join(where) if where else "")
         return self.query.sql(q + " ORDER BY status, project", params=params or None)
+
+    def sync(self) -> SyncResult:
+        """Rebuild the ``projects`` and ``tasks`` rows that ``project_events`` has and they lack (a process
+        that died between its ledger commit and its projection rows leaves such a gap); they are committed
+        before it returns. One query when they agree. :meth:`board` runs it first."""
+        self.before_read()
+        st = self._state()
+        gaps = find_gaps(self.query.engine)
+        out = rebuild(st, gaps, self.committer) if gaps else SyncResult(ledger_seq=st.seq)
+        if out.rows:
+            self.committer.flush()
+        return out
 
     def weekly_summary(self, path: str | os.PathLike, *, now: datetime | None = None) -> Path:
         """Write the weekly management summary as HTML: counts per status, time to production per

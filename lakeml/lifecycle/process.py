@@ -84,6 +84,7 @@ class Step:
     deliverables: tuple[Deliverable, ...]
     status: str | None
     sla_days: float | None
+    decides: bool = False  # an exclusive gateway follows: the completer's decision (rework, cancel) counts
 
 
 def default_process_path() -> Path:
@@ -184,7 +185,7 @@ def load_process(path: str | Path | None = None) -> Process:
 def parse_bpmn(data: bytes, *, source: str = "<bpmn>") -> Process:
     """Parse and check BPMN XML (one executable process)."""
     from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-    from SpiffWorkflow.bpmn.specs.defaults import EndEvent
+    from SpiffWorkflow.bpmn.specs.defaults import EndEvent, ExclusiveGateway
     from SpiffWorkflow.spiff.parser import VALIDATOR, SpiffBpmnParser
 
     parser = SpiffBpmnParser(validator=VALIDATOR)
@@ -229,7 +230,8 @@ def parse_bpmn(data: bytes, *, source: str = "<bpmn>") -> Process:
         except ValueError:
             raise InvalidInputError(f"BPMN element {bpmn_id!r}: sla_days must be a number of days, "
                                     f"got {sla!r}") from None
-        steps[bpmn_id] = Step(bpmn_id, ts.bpmn_name or bpmn_id, role_key(ts.lane), dels, status, sla_days)
+        decides = any(isinstance(o, ExclusiveGateway) for o in ts.outputs)
+        steps[bpmn_id] = Step(bpmn_id, ts.bpmn_name or bpmn_id, role_key(ts.lane), dels, status, sla_days, decides)
     if not steps:
         raise InvalidInputError(f"{source}: the process has no user tasks; a lifecycle needs at least one")
     return Process(spec, steps, end_status, source)

@@ -119,9 +119,14 @@ class MlflowTracking:
         if exp is None:
             if eid == experiment_id_for(DEFAULT_EXPERIMENT):
                 self.lake.tracking.get_or_create_experiment(DEFAULT_EXPERIMENT)
-            for e in self.lake.tracking.list_experiments():
-                self._names[e.experiment_id] = e
-            exp = self._names.get(eid)
+            for attempt in range(2):
+                if attempt:  # rows another thread's commit had in flight: wait for them once
+                    self.lake.committer.flush()
+                for e in self.lake.tracking.list_experiments():
+                    self._names[e.experiment_id] = e
+                exp = self._names.get(eid)
+                if exp is not None:
+                    break
         if exp is None:
             raise NotFoundError(f"no experiment with id {eid!r}; list them with experiments/search "
                                 "or 'lakeml experiments list'")
@@ -133,7 +138,12 @@ class MlflowTracking:
     def create_experiment(self, req: Mapping[str, Any]) -> dict[str, Any]:
         name = _str_field(req, "name")
         tags = dict(_kv_items(req, "tags"))
-        eid = self.lake.tracking.create_experiment(name, tags=tags or None)
+        eid = self.durable(lambda: self.lake.tracking.create_experiment(name, tags=tags or None))
+        from lakeml.entities import Experiment
+        from lakeml.clock import us_to_datetime
+
+        self._names[eid] = Experiment(eid, name, f"{self.lake.artifacts.root}/{eid}",
+                                      us_to_datetime(self.lake.tracking.clock()), {str(k): str(x) for k, x in tags.items()})
         return {"experiment_id": eid}
 
     def get_experiment(self, req: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,8 +173,8 @@ class MlflowTracking:
         tags = dict(_kv_items(req, "tags"))
         run_name, parent, rest = T.split_create_tags(tags, _str_field(req, "run_name", required=False))
         start = _int_field(req, "start_time")
-        run = self.lake.tracking.create_run(exp.name, run_name=run_name, parent_run_id=parent, tags=rest or None,
-                                            start_time_ms=start)
+        run = self.durable(lambda: self.lake.tracking.create_run(exp.name, run_name=run_name, parent_run_id=parent,
+                                                                 tags=rest or None, start_time_ms=start))
         run = _replace(run, tags={**({T.LAKEML_PARENT: parent} if parent else {}), **{k: str(x) for k, x in
                                                                                        rest.items()}},
                        user=req.get("user_id") or None)
@@ -217,7 +227,7 @@ class MlflowTracking:
 
     def search_runs(self, req: Mapping[str, Any]) -> dict[str, Any]:
         from lakeml.entities import Run
-        from lakeml.query.runs import search_run_rows
+        from lakeml.query.runs import search_runs
 
         ids = [self.experiment_id(e) for e in _list_field(req, "experiment_ids")]
         view = S.run_view_type(req.get("run_view_type"))
@@ -228,8 +238,8 @@ class MlflowTracking:
         if view == "DELETED_ONLY":
             return {}
         self.lake.query.before_read()
-        rows = search_run_rows(self.lake.query.engine, experiment_ids=ids or None, filter_string=flt, order_by=order,
-                               max_results=max_results + 1, offset=offset)
+        rows = search_runs(self.lake.query.engine, experiment_ids=ids or None, filter_string=flt, order_by=order,
+                           max_results=max_results + 1, offset=offset).to_dicts()
         rows, token = S.page(rows, offset, max_results)
         latest = self._latest_metrics([r["run_id"] for r in rows])
         runs = []
@@ -254,19 +264,7 @@ class MlflowTracking:
     # -- logging ------------------------------------------------------------------------------
     def log_batch(self, req: Mapping[str, Any]) -> dict[str, Any]:
         run_id = self._run_id(req)
-        metrics = []
-        for i, m in enumerate(_list_field(req, "metrics")):
-            if not isinstance(m, Mapping) or "key" not in m or "value" not in m:
-                raise InvalidInputError(f"metrics[{i}] must be an object with key, value, timestamp and step, "
-                                        f"got {m!r}")
-            try:
-                value = C.float_from_json(m["value"])
-            except (TypeError, ValueError):
-                raise InvalidInputError(f"metrics[{i}].value {m['value']!r} of metric {m['key']!r} is not a "
-                                        "number") from None
-            step = _int_field(m, "step", default=0)
-            ts = _int_field(m, "timestamp")
-            metrics.append(Metric(m["key"], value, step, ts))
+        metrics = metric_columns(req.get("metrics"), self.lake.tracking.clock() // 1000)
         params = [Param(k, val) for k, val in _kv_items(req, "params")]
         tags = [RunTag(k, "" if val is None else val) for k, val in _kv_items(req, "tags")]
         self._log(run_id, metrics, params, tags)
@@ -337,7 +335,58 @@ class MlflowTracking:
         return out
 
 
+#: batches at least this long go to log_batch as Arrow columns (validated column by column)
+COLUMNAR_MIN = 32
+
+
+def metric_columns(raw: Any, now_ms: int) -> Any:
+    """MLflow's ``metrics`` list (``[{"key", "value", "timestamp", "step"}]``; int64 fields may be JSON
+    strings, values ``"NaN"``/``"Infinity"``) as lakeml ``log_batch`` metrics: a list of Metric for short
+    batches, a dict of Arrow columns for long ones (no per-point objects)."""
+    if raw is None:
+        return []
+    if type(raw) is not list:
+        raise InvalidInputError(f"metrics must be a list of objects with key, value, timestamp and step, got "
+                                f"{type(raw).__name__}")
+    n = len(raw)
+    keys: list[Any] = [None] * n
+    vals: list[Any] = [None] * n
+    steps: list[Any] = [None] * n
+    stamps: list[Any] = [None] * n
+    for i, m in enumerate(raw):
+        try:
+            k, val, st, ts = m["key"], m["value"], m.get("step", 0), m.get("timestamp")
+        except (TypeError, KeyError, AttributeError):
+            raise InvalidInputError(f"metrics[{i}] must be an object with key, value, timestamp and step, got "
+                                    f"{str(m)[:100]}") from None
+        if type(k) is not str:
+            raise InvalidInputError(f"metrics[{i}].key must be a string, got {k!r}")
+        keys[i] = k
+        if type(val) is float:
+            vals[i] = val
+        else:
+            try:
+                if isinstance(val, bool):
+                    raise ValueError(val)
+                vals[i] = C.float_from_json(val)
+            except (TypeError, ValueError):
+                raise InvalidInputError(f"metrics[{i}].value {val!r} of metric {k!r} is not a number") from None
+        steps[i] = st if type(st) is int else _int_field(m, "step", default=0)
+        stamps[i] = ts if type(ts) is int else (now_ms if ts is None or ts == "" else _int_field(m, "timestamp"))
+    if n < COLUMNAR_MIN:
+        return [Metric(keys[i], vals[i], steps[i], stamps[i]) for i in range(n)]
+    import pyarrow as pa
+
+    try:
+        return {"key": pa.array(keys, pa.large_string()), "value": pa.array(vals, pa.float64()),
+                "step": pa.array(steps, pa.int64()), "timestamp": pa.array(stamps, pa.int64())}
+    except (pa.ArrowInvalid, OverflowError) as e:
+        raise InvalidInputError(f"metrics: a step or timestamp is out of the int64 range: {e}") from None
+
+
 def _status(value: Any) -> RunStatus:
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise InvalidInputError(f"status {value!r} is not a run status; use RUNNING, FINISHED, FAILED or KILLED")
     names = {2: "FINISHED", 3: "FAILED", 4: "SCHEDULED", 5: "KILLED"}
     name = names.get(value, value)
     try:

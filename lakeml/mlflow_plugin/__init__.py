@@ -11,6 +11,6 @@ that imports ``mlflow``; it maps MLflow's store API onto ``Lake``'s verbs, with 
 shapes taken from :mod:`lakeml.mlflow_compat`. Nothing here is loaded by ``import lakeml``.
 """
 
-from lakeml.mlflow_plugin.lakes import close_all, lake_for
+from lakeml.mlflow_plugin.lakes import close, close_all, lake_for
 
-__all__ = ["close_all", "lake_for"]
+__all__ = ["close", "close_all", "lake_for"]

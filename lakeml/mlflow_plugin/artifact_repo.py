@@ -35,10 +35,8 @@ def parse_run_uri(uri: str) -> tuple[str, str, str]:
     if not m:
         raise InvalidInputError(f"{uri!r} is not a lakeml artifact URI; use lakeml:///abs/warehouse/runs/<run_id>"
                                 "[/<path>] or lakeml://<catalog>/runs/<run_id>[/<path>]")
-    lake = m["lake"] + (m["query"] or "")
-    if re.fullmatch(r"lakeml://[^/]+", m["lake"]) is None and not m["lake"].startswith("lakeml:///"):
-        raise InvalidInputError(f"{uri!r} names no lake before /runs/; use lakeml:///abs/warehouse/runs/<run_id>")
-    return lake, m["run_id"], (m["path"] or "").strip("/")
+    # (MLflow may hand back lakeml:/abs/path with one slash: the same URI, as urllib writes it)
+    return m["lake"] + (m["query"] or ""), m["run_id"], (m["path"] or "").strip("/")
 
 
 class LakemlArtifactRepository(ArtifactRepository):
@@ -67,13 +65,17 @@ class LakemlArtifactRepository(ArtifactRepository):
     def list_artifacts(self, path=None):
         from mlflow.entities import FileInfo
 
+        from pyarrow import fs as pafs
+
+        from lakeml.storage.objectstore import fs_path
+
         base = self._rel(path)
+        if base and self.lake.artifacts.fs.get_file_info(
+                fs_path(f"{self.lake.artifact_uri(self.run_id)}/{base}")).type == pafs.FileType.File:
+            return []  # a file lists nothing, as MLflow's own repositories answer
         infos = self.lake.list_artifacts(self.run_id, base or None)
-        if base and len(infos) == 0:
-            return []
         cut = len(self.base) + 1 if self.base else 0
-        return [FileInfo(a.path[cut:], a.is_dir, None if a.is_dir else a.size) for a in infos
-                if a.path != base]  # a file path lists nothing, as MLflow's repositories do
+        return [FileInfo(a.path[cut:], a.is_dir, None if a.is_dir else a.size) for a in infos]
 
     @translated
     def _download_file(self, remote_file_path, local_path):

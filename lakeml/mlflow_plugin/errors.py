@@ -29,7 +29,7 @@ def mlflow_error(exc: BaseException) -> Exception:
     code = next(c for cls, c in _CODES if isinstance(exc, cls))
     if isinstance(exc, E.ConflictError) and not isinstance(exc, E.GateError) and "already exists" in str(exc):
         code = "RESOURCE_ALREADY_EXISTS"
-    return MlflowException(str(exc), error_code=code)
+    return MlflowException(str(exc), error_code=_code(code))
 
 
 def unsupported(what: str, why: str) -> Exception:
@@ -37,7 +37,14 @@ def unsupported(what: str, why: str) -> Exception:
     from mlflow.exceptions import MlflowException
 
     return MlflowException(f"{what} is not supported by the lakeml:// store: {why}",
-                           error_code="INVALID_PARAMETER_VALUE")
+                           error_code=_code("INVALID_PARAMETER_VALUE"))
+
+
+def _code(name: str) -> int:
+    """MLflow's error code number for its name (MlflowException takes the proto enum value)."""
+    from mlflow.protos.databricks_pb2 import ErrorCode
+
+    return ErrorCode.Value(name)
 
 
 def translated(fn: F) -> F:

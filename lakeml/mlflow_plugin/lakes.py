@@ -8,9 +8,10 @@ that runs while pyiceberg can still write; an ``atexit`` handler would run too l
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qs, unquote, urlparse
 
 from lakeml.errors import ConfigError
@@ -73,6 +74,14 @@ def lake_for(uri: str) -> "Lake":
     return lake
 
 
+def close(uri: str) -> None:
+    """Flush and close the lake of ``uri`` if this process opened one (stores built on it stop working)."""
+    with _lock:
+        lake = _lakes.pop(LakeUri.parse(uri), None)
+    if lake is not None:
+        lake.close()
+
+
 def close_all() -> None:
     """Flush and close every lake opened through a ``lakeml://`` URI (the next use opens them again)."""
     with _lock:
@@ -81,3 +90,18 @@ def close_all() -> None:
     for lake in lakes:
         lake.close()
 
+
+
+def reads(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """For a store method that reads: first commit this process's pending rows with ``lake.flush()``.
+
+    Every lakeml read does this itself when it sees pending rows, but rows that a background take is
+    spooling are in neither the buffers nor the pending list for that moment, so such a read can
+    miss a run created just before. ``flush()`` waits for that take (it holds the committer's locks)
+    and costs nothing when nothing is pending.
+    """
+    @functools.wraps(fn)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        self.lake.flush()
+        return fn(self, *args, **kwargs)
+    return wrapper

@@ -17,7 +17,7 @@ from lakeml.mlflow_compat.logged_models import LoggedModels
 from lakeml.mlflow_compat.registry import MlflowRegistry
 from lakeml.mlflow_plugin import entities as E
 from lakeml.mlflow_plugin.errors import translated, unsupported
-from lakeml.mlflow_plugin.lakes import lake_for
+from lakeml.mlflow_plugin.lakes import lake_for, reads
 from lakeml.mlflow_plugin.tracking_store import _kv, _paged
 
 _AUDIT = "lakeml's registry is an append-only audit log"
@@ -51,16 +51,19 @@ class LakemlRegistryStore(AbstractStore):
         raise unsupported("delete_registered_model", _AUDIT)
 
     @translated
+    @reads
     def search_registered_models(self, filter_string=None, max_results=None, order_by=None, page_token=None):
         resp = self.svc.search_registered_models({"filter": filter_string, "max_results": max_results,
                                                   "order_by": list(order_by or []), "page_token": page_token})
         return _paged([E.registered_model(d) for d in resp["registered_models"]], resp.get("next_page_token"))
 
     @translated
+    @reads
     def get_registered_model(self, name):
         return E.registered_model(self.svc.get_registered_model({"name": name})["registered_model"])
 
     @translated
+    @reads
     def get_latest_versions(self, name, stages=None):
         resp = self.svc.get_latest_versions({"name": name, "stages": list(stages or [])})
         return [E.model_version(d) for d in resp["model_versions"]]
@@ -96,14 +99,17 @@ class LakemlRegistryStore(AbstractStore):
         raise unsupported("delete_model_version", _AUDIT)
 
     @translated
+    @reads
     def get_model_version(self, name, version):
         return E.model_version(self.svc.get_model_version({"name": name, "version": version})["model_version"])
 
     @translated
+    @reads
     def get_model_version_download_uri(self, name, version):
         return self.svc.get_model_version_download_uri({"name": name, "version": version})["artifact_uri"]
 
     @translated
+    @reads
     def search_model_versions(self, filter_string=None, max_results=None, order_by=None, page_token=None):
         resp = self.svc.search_model_versions({"filter": filter_string, "max_results": max_results,
                                                "order_by": list(order_by or []), "page_token": page_token})
@@ -127,5 +133,6 @@ class LakemlRegistryStore(AbstractStore):
         self.svc.delete_alias({"name": name, "alias": alias})
 
     @translated
+    @reads
     def get_model_version_by_alias(self, name, alias):
         return E.model_version(self.svc.get_by_alias({"name": name, "alias": alias})["model_version"])

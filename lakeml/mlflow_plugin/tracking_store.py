@@ -25,7 +25,7 @@ from lakeml.mlflow_compat.models import MlflowModels
 from lakeml.mlflow_compat.service import MLFLOW_DEFAULT_EXPERIMENT_ID, MlflowTracking
 from lakeml.mlflow_plugin import entities as E
 from lakeml.mlflow_plugin.errors import translated, unsupported
-from lakeml.mlflow_plugin.lakes import lake_for
+from lakeml.mlflow_plugin.lakes import lake_for, reads
 
 _TERMINAL = ("FINISHED", "FAILED", "KILLED")
 _CHUNK = 8 * 1024 * 1024
@@ -69,6 +69,7 @@ class LakemlTrackingStore(AbstractStore):
 
     # -- experiments --------------------------------------------------------------------------------
     @translated
+    @reads
     def search_experiments(self, view_type=None, max_results=None, filter_string=None, order_by=None,
                            page_token=None):
         resp = self.svc.search_experiments({"view_type": getattr(view_type, "value", view_type),
@@ -81,10 +82,12 @@ class LakemlTrackingStore(AbstractStore):
         return self.svc.create_experiment({"name": name, "tags": _kv(tags)})["experiment_id"]
 
     @translated
+    @reads
     def get_experiment(self, experiment_id):
         return E.experiment(self.svc.get_experiment({"experiment_id": experiment_id})["experiment"])
 
     @translated
+    @reads
     def get_experiment_by_name(self, experiment_name):
         from lakeml.errors import NotFoundError
 
@@ -115,6 +118,7 @@ class LakemlTrackingStore(AbstractStore):
         return E.run(resp["run"])
 
     @translated
+    @reads
     def get_run(self, run_id):
         return E.run(self.svc.get_run({"run_id": run_id})["run"])
 
@@ -142,6 +146,7 @@ class LakemlTrackingStore(AbstractStore):
         files = list(self.lake.artifacts.walk(root))
         if not files:
             return
+        self.lake.flush()  # (see lakes.reads)
         known = set(self.lake.sql("SELECT DISTINCT path FROM lakeml.artifacts WHERE run_id = $1",
                                   params=[run_id]).get_column("path").to_list())
         fs = self.lake.artifacts.fs
@@ -167,12 +172,14 @@ class LakemlTrackingStore(AbstractStore):
                                         for m in metrics]})
 
     @translated
+    @reads
     def get_metric_history(self, run_id, metric_key, max_results=None, page_token=None):
         resp = self.svc.get_metric_history({"run_id": run_id, "metric_key": metric_key, "max_results": max_results,
                                             "page_token": page_token})
         return _paged([E.metric({**d, "run_id": run_id}) for d in resp["metrics"]], resp.get("next_page_token"))
 
     @translated
+    @reads
     def _search_runs(self, experiment_ids, filter_string, run_view_type, max_results, order_by, page_token):
         resp = self.svc.search_runs({"experiment_ids": list(experiment_ids or []), "filter": filter_string,
                                      "run_view_type": getattr(run_view_type, "value", run_view_type),
@@ -206,6 +213,7 @@ class LakemlTrackingStore(AbstractStore):
         return E.logged_model(resp["model"])
 
     @translated
+    @reads
     def get_logged_model(self, model_id, allow_deleted=False):
         if allow_deleted:
             from lakeml.mlflow_compat.logged_models import logged_model_dict
@@ -231,6 +239,7 @@ class LakemlTrackingStore(AbstractStore):
         self.models.delete({"model_id": model_id})
 
     @translated
+    @reads
     def search_logged_models(self, experiment_ids, filter_string=None, datasets=None, max_results=None,
                              order_by=None, page_token=None):
         if datasets or order_by:

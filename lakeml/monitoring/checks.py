@@ -41,15 +41,23 @@ class CheckValue:
 
 
 class WindowChecker:
-    """One in-memory DuckDB connection over one model version's predictions, feedback and training data."""
+    """One in-memory DuckDB connection over one model version's predictions, feedback and training data.
+    The reference is set (and read) only when a window is to be computed."""
 
-    def __init__(self, predictions: "pa.Table", feedback: "pa.Table", ref: Reference):
+    def __init__(self, predictions: "pa.Table", feedback: "pa.Table"):
         import duckdb
 
-        self.ref = ref
+        self.ref: Reference | None = None
+        self.numeric: list[str] = []
+        self.categorical: list[str] = []
+        self.classifier = False
         self.con = duckdb.connect()
         self.con.register("predictions", predictions)
         self.con.register("feedback", feedback)
+
+    def set_reference(self, ref: Reference) -> None:
+        """Use ``ref`` (the training data) for drift: feature kinds, the target, ``reference_num/cat``."""
+        self.ref = ref
         seen = [r[0] for r in self.con.execute(
             "SELECT DISTINCT unnest(json_keys(features)) FROM predictions "
             "WHERE row_index >= 0 AND json_valid(features) AND json_type(features) = 'OBJECT'").fetchall()]
@@ -58,8 +66,10 @@ class WindowChecker:
         self.numeric, self.categorical = split_columns(ref, seen)
         self.classifier = is_classifier(self.con, ref)
         num, cat = reference_sql(self.numeric, self.categorical, ref.target, self.classifier)
-        self.con.execute(f"CREATE TEMP TABLE reference_num AS {num}")
-        self.con.execute(f"CREATE TEMP TABLE reference_cat AS {cat}")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE reference_num AS {num}")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE reference_cat AS {cat}")
+        for st, _ in statements("reference.sql"):
+            self.con.execute(st)
 
     def close(self) -> None:
         self.con.close()
@@ -78,6 +88,8 @@ class WindowChecker:
         """Every check on the bound window; drift only when the window has ``min_rows`` scored rows."""
         out: list[CheckValue] = []
         rows = self.con.execute("SELECT count(*) FROM current_rows WHERE row_index >= 0").fetchone()[0]
+        if self.ref is None:
+            raise RuntimeError("set_reference() before run_checks()")
         drift = self.ref.table is not None and rows >= max(min_rows, 1)
         files = [*(DRIFT if drift else ()), QUALITY[self.classifier], OPERATIONS]
         for name in files:

@@ -19,7 +19,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from lakeml.query.client import QueryClient
     from lakeml.registry.deployments import Deployments
     from lakeml.storage.committer import Committer
-    from lakeml.storage.tables import TableStore
     from lakeml.tracking.inputs import RunInputs
 
 
@@ -73,10 +72,9 @@ MIN_ROWS = 100  # scored rows a window needs for drift checks
 class Monitoring:
     """Ground truth (``feedback``), checks per window (``monitoring``) and alerts (``alerts``)."""
 
-    def __init__(self, store: "TableStore", committer: "Committer", query: "QueryClient",
+    def __init__(self, committer: "Committer", query: "QueryClient",
                  deployments: "Deployments", inputs: "RunInputs", *, clock: Clock = now_us,
                  before_read: Callable[[], None] = lambda: None, user: Callable[[], str | None] | None = None):
-        self.store = store
         self.committer = committer
         self.query = query
         self.deployments = deployments
@@ -121,6 +119,8 @@ class Monitoring:
             raise InvalidInputError(f"min_rows {min_rows!r} must be an integer >= 0")
         now = self.clock()
         since_us = w.time_us(since, now, "since")
+        if since_us is not None:  # whole windows only: from the start of the window holding `since`
+            since_us = w.window_start(since_us, size_s)
         until_us = w.time_us(until, now, "until") if until is not None else now
         parsed: list[Rule] = []
         hooks = list(webhooks)
@@ -162,14 +162,12 @@ class Monitoring:
         from lakeml.monitoring.reference import load_reference
 
         eng = self.query.engine
-        lo = us_to_datetime(since_us if since_us is not None else 0)
-        hi = us_to_datetime(until_us)
+        lo, hi = us_to_datetime(since_us if since_us is not None else 0), us_to_datetime(until_us)
         preds = eng.arrow("SELECT * FROM lakeml.predictions WHERE model_name = $1 AND model_version = $2 "
                           "AND ts >= $3 AND ts < $4", [name, version, lo, hi], tables=["predictions"])
         ts = [t for t in preds.column("ts").cast("int64").to_pylist() if t is not None]
         starts = sorted({w.window_start(t, size_s) for t in ts})
-        starts = [s for s in starts if s + size_s * 1_000_000 <= until_us
-                  and (since_us is None or s >= w.window_start(since_us, size_s))]
+        starts = [s for s in starts if s + size_s * 1_000_000 <= until_us]
         if len(starts) > w.MAX_WINDOWS:
             raise InvalidInputError(f"{len(starts)} windows of {window} for {name} version {version}; the limit is "
                                     f"{w.MAX_WINDOWS} per pass: pass a larger --window or a later --since")
@@ -180,10 +178,7 @@ class Monitoring:
         fb = eng.arrow("SELECT * FROM lakeml.feedback WHERE request_id IN (SELECT request_id FROM "
                        "lakeml.predictions WHERE model_name = $1 AND model_version = $2 AND ts >= $3 AND ts < $4)",
                        [name, version, lo, hi], tables=["feedback", "predictions"])
-        ref = load_reference(self.deployments, self.inputs, name, version)
-        if ref.note:
-            result.notes.append(ref.note)
-        checker = WindowChecker(preds, fb, ref)
+        checker = WindowChecker(preds, fb)
         buf = self.committer.buffer("monitoring")
         try:
             for start in starts:
@@ -192,6 +187,12 @@ class Monitoring:
                 if start in done and done[start] == labeled:
                     result.skipped.append((name, version, start))
                     continue
+                if checker.ref is None:  # the first window to compute: read the training snapshot now
+                    checker.set_reference(load_reference(self.deployments, self.inputs, name, version))
+                    if checker.ref.note:
+                        result.notes.append(checker.ref.note)
+                    checker.select_window(start, end)
+                ref = checker.ref
                 cid, at = uuid.uuid4().hex, self.clock()
                 rows = [(name, version, window, start, end, c.check_name, c.feature, c.value, c.n, ref.name, cid, at)
                         for c in checker.run_checks(size_s, min_rows)]
@@ -222,12 +223,12 @@ class Monitoring:
             hooks += [u for u in more if u not in hooks]
         w.duration_s(window)
         self.before_read()
-        sql = ("SELECT model_name, model_version, window_start, window_end, check_name, feature, value "
-               "FROM lakeml.monitoring_latest WHERE window_size = $1")
-        params: list[Any] = [window]
-        if model is not None:
-            sql += " AND model_name = $2"
-            params.append(model)
+        depth = max(r.for_windows for r in rules)  # only the last windows of each version matter
+        where = "window_size = $1" + (" AND model_name = $3" if model is not None else "")
+        sql = ("SELECT model_name, model_version, window_start, window_end, check_name, feature, value FROM ("
+               "SELECT *, dense_rank() OVER (PARTITION BY model_name, model_version ORDER BY window_start DESC) AS age "
+               f"FROM lakeml.monitoring_latest WHERE {where}) WHERE age <= $2")
+        params: list[Any] = [window, depth] + ([model] if model is not None else [])
         _, rows = self.query.engine.rows(sql, params, tables=["monitoring"])
         by_version: dict[tuple[str, int], dict[int, list[tuple]]] = {}
         for r in rows:

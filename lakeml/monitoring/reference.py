@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lakeml.tracking.inputs import RunInputs
 
 PREDICTION = "__prediction__"  # the pseudo-feature of prediction drift (reference: the training target)
+MAX_REFERENCE_ROWS = 2_000_000  # training rows read for the reference (the first ones of the snapshot)
 TARGET_KEYS = ("target", "target_column", "label", "label_column")  # run params naming the target column
 
 
@@ -45,7 +46,7 @@ def load_reference(deployments: "Deployments", inputs: "RunInputs", name: str, v
         if tbl.snapshot_by_id(di.snapshot_id) is None:
             return Reference(note=f"snapshot {di.snapshot_id} of {di.table} has been expired; drift checks are "
                                   "skipped", params=dict(lineage.params))
-        data = tbl.scan(snapshot_id=di.snapshot_id).to_arrow()
+        data = tbl.scan(snapshot_id=di.snapshot_id, limit=MAX_REFERENCE_ROWS).to_arrow()
     except LakemlError as e:
         return Reference(note=f"cannot read {di.table}@{di.snapshot_id}: {e}", params=dict(lineage.params))
     return Reference(data, f"{di.table}@{di.snapshot_id}", params=dict(lineage.params))

@@ -14,22 +14,25 @@ DRIFT = ("psi", "ks", "jsd")
 
 def status_rows(results: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One dict per model version and window size, about its latest window."""
-    latest: dict[tuple, datetime] = {}
+    latest: dict[tuple, list[dict[str, Any]]] = {}
     for r in results:
         key = (r["model_name"], r["model_version"], r["window_size"])
-        if key not in latest or r["window_start"] > latest[key]:
-            latest[key] = r["window_start"]
+        rows = latest.get(key)
+        if rows is None or r["window_start"] > rows[0]["window_start"]:
+            latest[key] = [r]
+        elif r["window_start"] == rows[0]["window_start"]:
+            rows.append(r)
+    fired: dict[tuple, set[str]] = {}
+    for a in alerts:
+        fired.setdefault((a["model_name"], a["model_version"], a["window_end"]), set()).add(a["rule"])
     out = []
-    for (name, version, size), start in sorted(latest.items()):
-        rows = [r for r in results if (r["model_name"], r["model_version"], r["window_size"]) == (name, version, size)
-                and r["window_start"] == start]
+    for (name, version, size), rows in sorted(latest.items()):
         vals = {(r["check_name"], r["feature"]): r["value"] for r in rows}
         drift = [(r["value"], r["feature"], r["check_name"]) for r in rows
                  if r["check_name"] in ("psi", "jsd") and r["value"] is not None]
         worst = max(drift, default=None)
-        firing = sorted({a["rule"] for a in alerts if a["model_name"] == name and a["model_version"] == version
-                         and a["window_end"] == rows[0]["window_end"]})
-        row = {"model_name": name, "model_version": version, "window": size, "window_start": start,
+        firing = sorted(fired.get((name, version, rows[0]["window_end"]), ()))
+        row = {"model_name": name, "model_version": version, "window": size, "window_start": rows[0]["window_start"],
                "window_end": rows[0]["window_end"], "requests": vals.get(("requests", None)),
                "max_drift": worst[0] if worst else None,
                "max_drift_feature": f"{worst[1]} ({worst[2]})" if worst else None}
@@ -47,9 +50,10 @@ def write_html(path: Path, results: list[dict[str, Any]], alerts: list[dict[str,
     from plotly.offline import get_plotlyjs
 
     parts = []
-    versions = sorted({(r["model_name"], r["model_version"], r["window_size"]) for r in results})
-    for name, version, size in versions:
-        rows = [r for r in results if (r["model_name"], r["model_version"], r["window_size"]) == (name, version, size)]
+    by_version: dict[tuple, list[dict[str, Any]]] = {}
+    for r in results:
+        by_version.setdefault((r["model_name"], r["model_version"], r["window_size"]), []).append(r)
+    for (name, version, size), rows in sorted(by_version.items()):
         parts.append(f"<h2>{html.escape(name)} v{version} <small>(windows of {html.escape(size)})</small></h2>")
         for title, checks, per_feature in (("Data drift (PSI, JSD) per feature", ("psi", "jsd"), True),
                                            ("Kolmogorov-Smirnov statistic per feature", ("ks",), True),

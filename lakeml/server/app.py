@@ -23,6 +23,8 @@ ROUTERS: list[str] = [
     "lakeml.server.routes.sql",
     "lakeml.server.routes.feedback",
     "lakeml.server.mlflow_api",
+    "lakeml.server.portal.board",  # pages register with the portal before it is included
+    "lakeml.server.portal.monitoring",
     "lakeml.server.portal",
 ]
 

@@ -5,9 +5,10 @@ shown once, by ``lakeml server token create``. Scopes are ``read`` < ``write`` <
 includes the ones before it); roles are free names the lifecycle checks (``Principal.roles``).
 
 Every replica reads the same table: :class:`TokenAuth` keeps the live tokens in memory and reloads
-them when it meets an unknown token (a load that starts after the request; the same unknown id at most
-every :data:`REFRESH_SECONDS`) and, in the background, when its copy is older than that; so a token
-created or revoked by the CLI counts without a restart.
+them when it meets an unknown token (a load that starts after the request, shared by concurrent ones and
+at most every :data:`UNKNOWN_GAP_SECONDS`; the same unknown id again only after :data:`REFRESH_SECONDS`)
+and, in the background, when its copy is older than :data:`REFRESH_SECONDS`. So a token created by the
+CLI works on its first use, and a revocation counts within seconds, without a restart.
 
 Authentication is required when any live token exists, or when the server binds a non-loopback
 address; otherwise every caller is an anonymous admin named after the OS user.
@@ -35,7 +36,8 @@ if TYPE_CHECKING:  # pragma: no cover
 TABLE = "server_tokens"
 PREFIX = "lkml"
 SCOPES = ("read", "write", "admin")
-REFRESH_SECONDS = 2.0
+REFRESH_SECONDS = 2.0  # the in-memory copy is reloaded in the background when older than this
+UNKNOWN_GAP_SECONDS = 0.5  # loads caused by unknown tokens start at least this far apart
 NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 ROLE_RULE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _TOKEN_RULE = re.compile(r"^lkml_([0-9a-f]{12})_([0-9a-f]{48})$")
@@ -236,11 +238,13 @@ class TokenAuth:
 
     ``required``: True/False forces authentication on/off; None (default) requires it when a live
     token exists or ``loopback`` is False. ``anonymous``: the user name of unauthenticated callers
-    when authentication is off (default: the OS user).
+    when authentication is off (default: the OS user). ``lazy``: read the tokens on the first request
+    instead of now (the server answers ``/health`` sooner). Until the tokens have been read once,
+    requests wait for them; if they cannot be read, requests get a 503 (never anonymous access).
     """
 
     def __init__(self, tokens: TokenStore | None = None, *, required: bool | None = None, loopback: bool = True,
-                 anonymous: str | None = None, refresh_seconds: float = REFRESH_SECONDS):
+                 anonymous: str | None = None, refresh_seconds: float = REFRESH_SECONDS, lazy: bool = False):
         self.tokens = tokens
         self.forced = required
         self.loopback = loopback
@@ -253,16 +257,22 @@ class TokenAuth:
         self._bg_lock = threading.Lock()
         self._background: threading.Thread | None = None
         self.last_error: BaseException | None = None
-        if tokens is not None:
+        self._ok = tokens is None  # a load succeeded at least once (until then, fail closed)
+        if tokens is not None and not lazy:
             self.refresh()
 
     @classmethod
-    def for_lake(cls, lake: Any, settings: "ServerSettings") -> "TokenAuth":
+    def for_lake(cls, lake: Any, settings: "ServerSettings", *, lazy: bool = False) -> "TokenAuth":
         from lakeml.server.settings import is_loopback
 
         # --insecure on a public address: anonymous access on purpose, until a token is created
         return cls(TokenStore(lake.store), required=settings.auth_required,
-                   loopback=is_loopback(settings.host) or settings.insecure)
+                   loopback=is_loopback(settings.host) or settings.insecure, lazy=lazy)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the tokens have been read (successfully) at least once."""
+        return self._ok
 
     @property
     def live_tokens(self) -> dict[str, TokenInfo]:
@@ -274,16 +284,22 @@ class TokenAuth:
         """Whether requests must carry a valid token right now."""
         if self.forced is not None:
             return self.forced
-        return bool(self._live) or not self.loopback
+        return bool(self._live) or not self.loopback or not self._ok
 
     def refresh(self, *, since: float | None = None) -> None:
         """Reload the live tokens (errors are kept in ``last_error``; the old copy stays). ``since``: skip
-        the load when one that started after that moment already finished (concurrent callers share it)."""
+        the load when one that started after that moment already finished (concurrent callers share it),
+        and start it no sooner than :data:`UNKNOWN_GAP_SECONDS` after the previous one (a flood of
+        made-up tokens costs at most a few catalog reads per second)."""
         if self.tokens is None:
             return
         with self._lock:
-            if since is not None and self._loaded_at >= since:
-                return
+            if since is not None:
+                if self._loaded_at >= since:
+                    return
+                pause = self._loaded_at + UNKNOWN_GAP_SECONDS - time.monotonic()
+                if pause > 0:  # callers arriving meanwhile queue on the lock and share this load
+                    time.sleep(pause)
             self._loaded_at = time.monotonic()
             try:
                 live = self.tokens.live()
@@ -292,6 +308,7 @@ class TokenAuth:
                 return
             self.last_error = None
             self._live = live
+            self._ok = True
 
     def _refresh_in_background(self) -> None:
         """Start a reload when the copy is older than ``refresh_seconds`` (revocations, the first token)."""
@@ -308,6 +325,16 @@ class TokenAuth:
         from lakeml.server.deps import Principal
         from lakeml.server.errors import ApiError
 
+        if not self._ok:  # the first request (lazy), or the tokens could not be read so far
+            if self._lock.locked():  # a load is under way: wait for it
+                with self._lock:
+                    pass
+            elif time.monotonic() - self._loaded_at >= self.refresh_seconds:  # at most one failing load per period
+                self.refresh()
+            if not self._ok:
+                err = self.last_error
+                raise ApiError(503, f"the server cannot read its tokens ({type(err).__name__}: {err}); retry in a "
+                                    "moment, and check storage with 'lakeml doctor'", code="TEMPORARILY_UNAVAILABLE")
         self._refresh_in_background()
         if not self.required:
             info = self._lookup(token) if token else None
@@ -334,6 +361,8 @@ class TokenAuth:
     def may_block(self, token: str | None) -> bool:
         """Whether :meth:`authenticate` would read the table first (an unknown token): then the
         middleware runs it in a worker thread instead of the event loop."""
+        if not self._ok:
+            return True
         parsed = parse_token(token) if token else None
         return parsed is not None and parsed[0] not in self._live and self._due(parsed[0])
 

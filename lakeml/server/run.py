@@ -34,8 +34,12 @@ def serve(settings: ServerSettings, *, catalog: str | None = None, warehouse: st
                    **properties)
     closer = lake.close
     try:
-        auth = check_bind(lake, settings)
-        announce(lake, settings, auth)
+        # on loopback the tokens are read once the server listens (so /health answers sooner); a public
+        # bind must know first whether any exist
+        lazy = is_loopback(settings.host) and settings.workers == 1
+        auth = check_bind(lake, settings, lazy=lazy)
+        if not lazy:
+            announce(lake, settings, auth)
         if settings.workers > 1:
             lake.close()  # each worker opens its own
             lake = None
@@ -49,7 +53,7 @@ def serve(settings: ServerSettings, *, catalog: str | None = None, warehouse: st
         from lakeml.server.app import create_app
 
         app = create_app(lake, settings, auth=auth)
-        closer = close_on_shutdown(app, lake)
+        closer = close_on_shutdown(app, lake, on_startup=lambda: (auth.refresh(), announce(lake, settings, auth)))
         config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                                 lifespan="on", access_log=False, timeout_graceful_shutdown=GRACE_SECONDS)
         uvicorn.Server(config).run()  # after a signal uvicorn re-raises it: the lake is closed by then
@@ -58,11 +62,14 @@ def serve(settings: ServerSettings, *, catalog: str | None = None, warehouse: st
             closer()
 
 
-def check_bind(lake: Any, settings: ServerSettings) -> Any:
+def check_bind(lake: Any, settings: ServerSettings, *, lazy: bool = False) -> Any:
     """The server's :class:`~lakeml.server.auth.TokenAuth`; refuses a non-loopback bind without tokens
-    (unless ``settings.insecure``) with a :class:`ConfigError`."""
+    (unless ``settings.insecure``) with a :class:`ConfigError`. ``lazy`` (loopback only): read the
+    tokens later, on the first request."""
     from lakeml.server.auth import TokenAuth
 
+    if lazy and is_loopback(settings.host):
+        return TokenAuth.for_lake(lake, settings, lazy=True)
     auth = TokenAuth.for_lake(lake, settings)
     if auth.last_error is not None:
         raise ConfigError(f"cannot read the server's tokens ({type(auth.last_error).__name__}: {auth.last_error}); "
@@ -99,9 +106,10 @@ def app_from_config() -> Any:
     return app
 
 
-def close_on_shutdown(app: Any, lake: Any) -> Any:
+def close_on_shutdown(app: Any, lake: Any, *, on_startup: Any = None) -> Any:
     """Close ``lake`` (commit what it holds) when the app's lifespan ends: after uvicorn has stopped
-    accepting and finished the requests in flight. Returns the (idempotent) closing function."""
+    accepting and finished the requests in flight. Returns the (idempotent) closing function.
+    ``on_startup``: run in a thread once the app has started."""
     inner = app.router.lifespan_context
     lock = threading.Lock()
     done: list[bool] = []
@@ -116,6 +124,8 @@ def close_on_shutdown(app: Any, lake: Any) -> Any:
     async def lifespan(a: Any):
         try:
             async with inner(a) as state:
+                if on_startup is not None:
+                    threading.Thread(target=on_startup, name="lakeml-server-startup", daemon=True).start()
                 yield state
         finally:
             import anyio.to_thread

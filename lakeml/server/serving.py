@@ -22,7 +22,8 @@ def open_service(opts: ServeOptions, *, lake: Any = None, record: bool = True) -
     if lake is None and (opts.folder is None or opts.log_predictions):
         from lakeml.client.lake import connect
 
-        lake = connect(opts.catalog, warehouse=opts.warehouse, **opts.properties)
+        props = {"commit_interval": opts.commit_interval, **opts.properties}
+        lake = connect(opts.catalog, warehouse=opts.warehouse, **props)
         on_close = lake.close
     try:
         return Service(opts, lake=lake, record=record, on_close=on_close)

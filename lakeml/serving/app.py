@@ -44,6 +44,7 @@ class ServeOptions:
     service: str = "lakeml-serve"
     service_version: str | None = None
     environment: str | None = None  # record the deployment in this environment
+    commit_interval: float = 5.0  # seconds between commits of the logged predictions (fewer, larger files)
     properties: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -68,8 +69,12 @@ class Service:
         if self.lake is None and (opts.folder is None or opts.log_predictions):
             raise InvalidInputError("serving a model of the lake, or logging predictions, needs an open lake "
                                     "(lakeml.server.serving opens it from the options)")
+        self.metrics = Metrics()
         source = FolderSource(opts.folder) if opts.folder is not None else LakeSource(self.lake, opts.model_uri)
-        self.served = ServedModel(source, on_swap=self._swapped, accept=self._accept)
+        if opts.follow_alias and source.alias is None:
+            raise InvalidInputError(f"--follow-alias needs a models:/NAME@ALIAS URI; {source.uri} names no alias. "
+                                    "Serve models:/NAME@ALIAS, or drop --follow-alias")
+        self.served = ServedModel(source, on_swap=self._swapped, accept=self._accept, prepare=self._prepare)
         cur = self.served.current
         if opts.environment and record:
             self.record_deployment(cur)
@@ -77,10 +82,9 @@ class Service:
         if opts.log_predictions:
             self.logger = PredictionLogger(self.lake, model_name=cur.name, model_version=cur.version,
                                            model_uri=opts.model_uri or cur.model_uri, service=opts.service)
+        self.metrics.model_version.set(cur.version or 0)
         if opts.follow_alias:
             self.served.follow(opts.poll_interval)
-        self.metrics = Metrics()
-        self.metrics.model_version.set(cur.version or 0)
 
     # -- deployments -----------------------------------------------------------------------------
     def record_deployment(self, model: Any) -> None:
@@ -109,7 +113,9 @@ class Service:
                                   model_uri=self.opts.model_uri or new.model_uri)
         self.metrics.model_version.set(new.version or 0)
         self.metrics.reloads.inc()
-        if self.opts.environment:
+
+    def _prepare(self, new: Any) -> None:
+        if self.opts.environment:  # recorded before the swap: the record never lags what is served
             self.record_deployment(new)
 
     def close(self) -> None:
@@ -221,7 +227,7 @@ def create_app(service: Service) -> Any:
         try:
             batch = protocol.validate(protocol.parse(body, request.headers.get("content-type")), model.signature,
                                       max_rows=opts.max_rows)
-            x = protocol.to_model_input(batch, model.signature)
+            x = protocol.to_model_input(batch, model.signature, model.input_kind)
             try:
                 out = model.predict(x)
             except (ValueError, TypeError) as e:
@@ -238,8 +244,8 @@ def create_app(service: Service) -> Any:
         elapsed = time.perf_counter() - t0
         metrics.observe(status, elapsed, len(batch) if batch is not None else 0)
         if service.logger is not None:
-            feats = batch.records() if batch is not None else None
-            service.logger.log(rid, feats, preds, elapsed * 1000.0, status, error, ts_us=ts_us)
+            service.logger.log(rid, batch, preds, elapsed * 1000.0, status, error, ts_us=ts_us,
+                               model_version=model.version)
         return Response(content, status_code=status, media_type="application/json",
                         headers={"X-Model-Version": str(model.version or "")})
 

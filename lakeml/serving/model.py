@@ -37,11 +37,12 @@ class LoadedModel:
     signature: dict[str, Any] | None
     lineage: dict[str, Any] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
+    input_kind: str = "frame"  # "array": numeric columns go to predict() as one float64 array (faster)
 
     def metadata(self) -> dict[str, Any]:
         return {"model_uri": self.model_uri, "resolved_uri": self.resolved_uri, "model_name": self.name,
                 "model_version": self.version, "flavor": self.flavor, "signature": self.signature,
-                "lineage": self.lineage,
+                "lineage": self.lineage, "input_kind": self.input_kind,
                 "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at))}
 
 
@@ -53,6 +54,51 @@ def predict_fn(model: Any) -> Callable[[Any], Any]:
     if callable(model):
         return model
     raise InvalidInputError(f"cannot serve a {type(model).__name__}: it has no predict() and is not callable")
+
+
+_NUMERIC = {"double", "float", "long", "int", "integer", "boolean"}
+
+
+def fast_input(predict: Callable[[Any], Any], signature: dict[str, Any] | None) -> tuple[Callable[[Any], Any], str]:
+    """``(predict, "array")`` when the model takes its numeric columns as a plain float64 array and
+    answers exactly as with a DataFrame (checked on probe rows at load time), else ``(predict, "frame")``.
+
+    A DataFrame costs ~0.5 ms per request to build, and scikit-learn spends as much again checking its
+    column names; the array path skips both. The names and order were checked against the signature.
+    """
+    import warnings
+
+    from lakeml.serving.protocol import input_columns
+
+    cols = input_columns(signature)
+    if not cols or any(str(c.get("type", "")).lower() not in _NUMERIC for c in cols):
+        return predict, "frame"
+    try:
+        import numpy as np
+        import pandas as pd
+    except ImportError:
+        return predict, "frame"
+
+    def quiet(x: Any) -> Any:
+        with warnings.catch_warnings():  # "X does not have valid feature names": the order was checked
+            warnings.simplefilter("ignore", UserWarning)
+            return predict(x)
+
+    try:
+        probe = np.array([[0.0] * len(cols), [1.0] * len(cols), [-1.5] * len(cols)])
+        frame = pd.DataFrame(probe, columns=[c["name"] for c in cols])
+        for c in cols:
+            t = str(c["type"]).lower()
+            if t in ("long", "int", "integer"):
+                frame[c["name"]] = frame[c["name"]].astype("int64")
+            elif t == "boolean":
+                frame[c["name"]] = frame[c["name"]] != 0
+        a, b = np.asarray(quiet(probe)), np.asarray(predict(frame))
+        if a.shape == b.shape and a.dtype == b.dtype and bool(np.all(a == b)):
+            return quiet, "array"
+    except Exception:  # noqa: BLE001 - any doubt: the DataFrame path
+        pass
+    return predict, "frame"
 
 
 def lineage_summary(lin: Any) -> dict[str, Any]:
@@ -88,8 +134,9 @@ class LakeSource:
         if self.parsed.scheme != "models":
             info = self.lake.registry.models_io.get_model_info(self.uri)
             model = self.lake.registry.models_io.load_model(self.uri)
-            return LoadedModel(predict_fn(model), self.uri, info.model_uri, None, None, info.flavor, info.signature,
-                               {"run_id": info.run_id})
+            fn, kind = fast_input(predict_fn(model), info.signature)
+            return LoadedModel(fn, self.uri, info.model_uri, None, None, info.flavor, info.signature,
+                               {"run_id": info.run_id}, input_kind=kind)
         reg = self.lake.registry
         mv = reg.get_model_version(self.name, version) if version is not None else \
             reg.state().resolve(self.parsed.ref)
@@ -98,8 +145,9 @@ class LakeSource:
             lineage = lineage_summary(reg.deployments.model_lineage(mv.model_name, mv.version))
         except Exception as e:  # noqa: BLE001 - the run may be gone; the model still serves
             lineage = {"run_id": mv.run_id, "error": f"{type(e).__name__}: {e}"}
-        return LoadedModel(predict_fn(model), self.uri, mv.model_uri, mv.model_name, mv.version, mv.flavor,
-                           mv.signature, lineage)
+        fn, kind = fast_input(predict_fn(model), mv.signature)
+        return LoadedModel(fn, self.uri, mv.model_uri, mv.model_name, mv.version, mv.flavor, mv.signature, lineage,
+                           input_kind=kind)
 
 
 class FolderSource:
@@ -126,20 +174,22 @@ class FolderSource:
         data = mlmodel.read(folder)
         model = flavors.load(folder, data)
         m = self.meta
-        return LoadedModel(predict_fn(model), m.get("model_uri") or str(folder), m.get("resolved_uri") or str(folder),
+        fn, kind = fast_input(predict_fn(model), data.get("signature"))
+        return LoadedModel(fn, m.get("model_uri") or str(folder), m.get("resolved_uri") or str(folder),
                            m.get("model_name"), m.get("model_version"), data.get("flavor"), data.get("signature"),
-                           dict(m.get("lineage") or {}))
+                           dict(m.get("lineage") or {}), input_kind=kind)
 
 
 class ServedModel:
     """The current :class:`LoadedModel` of a service; :meth:`follow` keeps it on the alias's version."""
 
     def __init__(self, source: Any, *, on_swap: Callable[[LoadedModel, LoadedModel], None] | None = None,
-                 accept: Callable[[int], None] | None = None):
+                 accept: Callable[[int], None] | None = None, prepare: Callable[[LoadedModel], None] | None = None):
         self.source = source
         self.current: LoadedModel = source.load()
-        self.on_swap = on_swap
+        self.on_swap = on_swap  # called after the swap with (old, new)
         self.accept = accept  # called with a new version before it is loaded; raising refuses it
+        self.prepare = prepare  # called with the loaded new model just before the swap; raising refuses it
         self.reloads = 0
         self.last_error: str | None = None
         self._refused: set[int] = set()
@@ -161,6 +211,8 @@ class ServedModel:
             if self.accept is not None:
                 self.accept(version)
             new = self.source.load(version)
+            if self.prepare is not None:
+                self.prepare(new)
         except Exception as e:  # noqa: BLE001 - a broken version must not take the service down
             self._refused.add(version)
             self.last_error = f"version {version} not served: {type(e).__name__}: {e}"

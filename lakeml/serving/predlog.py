@@ -20,6 +20,7 @@ log = logging.getLogger("lakeml.serving")
 TABLE = "predictions"
 #: Rows the logger may hold before it drops new ones (counted in ``dropped``) rather than grow without bound.
 MAX_PENDING_ROWS = 1_000_000
+_INF = float("inf")
 
 
 def _now_us() -> int:
@@ -85,10 +86,15 @@ class PredictionLogger:
         """The model that scores from now on (rows already queued keep the model they were scored by)."""
         self.model_name, self.model_version, self.model_uri = model_name, model_version, model_uri
 
-    def log(self, request_id: str, rows_features: Sequence[dict] | None, predictions: Sequence[Any] | None,
-            latency_ms: float, status: int, error: str | None = None, *, ts_us: int | None = None) -> None:
+    def log(self, request_id: str, rows_features: Sequence[dict] | Any | None, predictions: Sequence[Any] | None,
+            latency_ms: float, status: int, error: str | None = None, *, ts_us: int | None = None,
+            model_version: int | None = None) -> None:
         """Queue one request's rows: one row per input row, or one row with row_index -1 when it failed
-        (``error`` set, or no predictions). Returns at once; the rows reach Iceberg with the next commit."""
+        (``error`` set, or no predictions). Returns at once; the rows reach Iceberg with the next commit.
+
+        ``rows_features``: one dict per input row, or a :class:`lakeml.serving.protocol.Batch` (its rows
+        are turned into JSON in the logging thread, reusing the request's own text when it can).
+        ``model_version``: the version that scored these rows, when it is not the logger's current one."""
         n = max(len(rows_features or ()), 1)
         if self._closed:
             raise RuntimeError("PredictionLogger.log() after close()")
@@ -101,23 +107,35 @@ class PredictionLogger:
         self._pending += n
         self._queue.put((request_id, rows_features, predictions, latency_ms, status, error,
                          ts_us if ts_us is not None else _now_us(),
-                         self.model_name, self.model_version, self.model_uri))
+                         self.model_name, model_version if model_version is not None else self.model_version,
+                         self.model_uri))
 
     def rows_of(self, item: tuple) -> list[tuple]:
         """The ``predictions`` row tuples of one queued request (contract column order)."""
         request_id, feats, preds, latency_ms, status, error, ts, name, version, uri = item
         lat = float(latency_ms) if latency_ms is not None else None
+        if feats is not None and hasattr(feats, "features_json"):  # a protocol.Batch: JSON made here
+            feats = feats.features_json()
+        else:
+            feats = [json.dumps(_plain(f), default=str) for f in feats] if feats is not None else None
         if error is not None or not preds:
-            feat = json.dumps(_plain(feats[0]), default=str) if feats and len(feats) == 1 else None
+            feat = feats[0] if feats and len(feats) == 1 else None
             return [(request_id, -1, ts, name, version, uri, self.service, feat, None, None, lat, int(status),
                      error if error is not None else "no predictions")]
         out = []
+        dumps, status = json.dumps, int(status)
         for i, p in enumerate(preds):
             f = feats[i] if feats is not None and i < len(feats) else None
-            pj = _plain(p)
+            if type(p) is float or type(p) is int:  # the common case, without the generic conversions
+                num: float | None = float(p) if p == p and p not in (_INF, -_INF) else None
+                pj = p if num is not None else None
+            else:
+                pj = _plain(p)
+                num = as_number(pj)
+            # features come from the parsed request: plain JSON values already
             out.append((request_id, i, ts, name, version, uri, self.service,
-                        json.dumps(_plain(f), default=str) if f is not None else None,
-                        as_number(pj), json.dumps(pj, default=str), lat, int(status), None))
+                        f, num, dumps(pj, default=str), lat,
+                        status, None))
         return out
 
     def _loop(self) -> None:

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -27,15 +28,59 @@ _NUMERIC = {"double", "float"}
 _INTEGER = {"long", "int", "integer"}
 
 
+_ROW_SEP = re.compile(rb"\]\s*,\s*\[")
+_NESTED = re.compile(rb"\[\s*\[")
+_NESTED_END = re.compile(rb"\]\s*\]")
+_NUMBER_TYPES = (int, float)
+
+
 @dataclass
 class Batch:
-    """Rows of one request: ``columns`` (None for a tensor without names) and ``rows`` (lists)."""
+    """Rows of one request: ``columns`` (None for a tensor without names) and ``rows`` (lists).
+
+    ``body``: the raw request body when the rows came as one list of number lists, so the prediction
+    log can reuse each row's text instead of formatting every float again (see :meth:`features_json`)."""
 
     columns: list[str] | None
     rows: list[list[Any]]
+    body: bytes | None = None
+    body_columns: list[str] | None = None  # column order of the rows in ``body``
+    lists: bool = False  # the rows came as lists (dataframe_split, or instances/inputs of lists)
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def features_json(self) -> list[str]:
+        """Each row as a JSON object text (the ``features`` column of the prediction log)."""
+        fast = self._raw_rows()
+        if fast is not None:
+            return fast
+        dumps = json.dumps
+        return [dumps(r, default=str) for r in self.records()]
+
+    def _raw_rows(self) -> list[str] | None:
+        """The rows' own text from a body holding exactly one ``[[...], ...]`` list of numbers."""
+        body, cols = self.body, self.body_columns or self.columns
+        if body is None or cols is None or any("[" in c or "]" in c for c in cols):
+            return None
+        start = _NESTED.search(body)
+        if start is None or _NESTED.search(body, start.end()) is not None:
+            return None
+        end = _NESTED_END.search(body, start.end())
+        if end is None:
+            return None
+        parts = _ROW_SEP.split(body[start.end():end.start()])
+        if len(parts) != len(self.rows):
+            return None
+        tmpl = "{" + ",".join(f"{json.dumps(c)}:%s" for c in cols) + "}"
+        width = len(cols)
+        out = []
+        for p in parts:
+            vals = p.decode().split(",")
+            if len(vals) != width:
+                return None
+            out.append(tmpl % tuple(v.strip() for v in vals))
+        return out
 
     def records(self) -> list[dict[str, Any]]:
         """Each row as an object (the ``features`` of the prediction log); a tensor's columns are 0, 1, 2..."""
@@ -45,6 +90,10 @@ class Batch:
             names = cols if cols is not None else [str(i) for i in range(len(r))]
             out.append(dict(zip(names, r)))
         return out
+
+
+def _numeric(rows: list[list[Any]]) -> bool:
+    return all(type(v) in _NUMBER_TYPES for r in rows for v in r)
 
 
 def parse(body: bytes, content_type: str | None) -> Batch:
@@ -60,7 +109,10 @@ def parse(body: bytes, content_type: str | None) -> Batch:
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidInputError(f"the request body is not valid JSON ({e}); send e.g. "
                                 '{"dataframe_split": {"columns": [...], "data": [[...]]}}') from None
-    return parse_json(doc)
+    batch = parse_json(doc)
+    if batch.lists and batch.rows and _numeric(batch.rows):
+        batch.body, batch.body_columns = body, batch.columns
+    return batch
 
 
 def parse_json(doc: Any) -> Batch:
@@ -88,7 +140,7 @@ def parse_json(doc: Any) -> Batch:
     if val and all(isinstance(r, Mapping) for r in val):
         return _records(val, key)
     rows = [r if isinstance(r, list) else [r] for r in val]
-    return Batch(None, rows)
+    return Batch(None, rows, lists=True)
 
 
 def _split(val: Any) -> Batch:
@@ -107,7 +159,7 @@ def _split(val: Any) -> Batch:
             if len(r) != len(cols):
                 raise InvalidInputError(f"dataframe_split row {i} has {len(r)} values but there are {len(cols)} "
                                         f"columns ({', '.join(cols)})")
-    return Batch(cols, rows)
+    return Batch(cols, rows, lists=True)
 
 
 def _records(val: list, key: str) -> Batch:
@@ -196,6 +248,8 @@ def validate(batch: Batch, signature: Mapping[str, Any] | None, *, max_rows: int
                     if len(r) != width[0]:
                         raise InvalidInputError(f"row {i} has {len(r)} values; the model's signature expects "
                                                 f"{width[0]} per row (tensor shape {spec.get('shape')})")
+        if batch.body is not None and batch.body_columns is None:
+            batch.body_columns = [str(i) for i in range(len(batch.rows[0]))]
         return batch
     names = [c["name"] for c in cols]
     if batch.columns is None:
@@ -225,7 +279,7 @@ def validate(batch: Batch, signature: Mapping[str, Any] | None, *, max_rows: int
             rows = [[r[j] for j in idx] for r in batch.rows]
     for j, c in enumerate(cols):
         _check_column(c, j, rows)
-    return Batch(names, rows)
+    return Batch(names, rows, batch.body, batch.body_columns or (names if batch.body is not None else None))
 
 
 def _check_column(col: Mapping[str, Any], j: int, rows: list[list[Any]]) -> None:
@@ -255,11 +309,14 @@ def _check_column(col: Mapping[str, Any], j: int, rows: list[list[Any]]) -> None
                                     f"({type(v).__name__}); the model's signature expects {typ}")
 
 
-def to_model_input(batch: Batch, signature: Mapping[str, Any] | None) -> Any:
+def to_model_input(batch: Batch, signature: Mapping[str, Any] | None, kind: str = "frame") -> Any:
     """What ``model.predict`` takes: a pandas DataFrame for named columns (when pandas is installed),
-    else a numpy array (of the signature's dtype for a tensor signature)."""
+    else a numpy array (of the signature's dtype for a tensor signature). ``kind="array"``: the
+    validated numeric columns as one float64 array (see :func:`lakeml.serving.model.fast_input`)."""
     import numpy as np
 
+    if kind == "array":
+        return np.array(batch.rows, dtype=np.float64)
     if batch.columns is not None:
         try:
             import pandas as pd

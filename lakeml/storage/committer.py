@@ -221,6 +221,7 @@ class Committer:
         self._pending: list[Batch] = []
         self._pending_lock = threading.Lock()
         self._drain_lock = threading.Lock()
+        self._take_lock = threading.Lock()  # held while buffers are taken (see together())
         self._commit_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._spooler: threading.Thread | None = None
@@ -265,7 +266,7 @@ class Committer:
     def together(self) -> Iterator[None]:
         """Rows added to any buffers inside this block are taken (spooled, committed) in the same take:
         a crash keeps all of them or none. Must not read or flush inside (the block holds the take lock)."""
-        with self._drain_lock:
+        with self._take_lock:
             yield
 
     def handoff(self) -> int:
@@ -410,14 +411,15 @@ class Committer:
 
     def _take_new_batches(self) -> int:
         """Move every buffer into a new pending batch, spooled first (one write for all tables)."""
-        with self._buffers_lock:
-            buffers = list(self._buffers.values())
         with self._drain_lock:
             new = []
-            for buf in buffers:
-                rows, chunks = buf.take_all()
+            with self._take_lock:  # a together() block is wholly before or after this take
+                with self._buffers_lock:
+                    buffers = list(self._buffers.values())
+                taken = [(buf.table, *buf.take_all()) for buf in buffers]
+            for table, rows, chunks in taken:
                 if rows or chunks:
-                    new.append(Batch(buf.table, rows=rows, chunks=chunks, batch_id=self._new_id(buf.table)))
+                    new.append(Batch(table, rows=rows, chunks=chunks, batch_id=self._new_id(table)))
             if not new:
                 return 0
             if self.spool is not None:

@@ -90,6 +90,12 @@ def list_artifacts(run_id: str, request: Request, path: str = "", _: Principal =
     rel = _checked(run_id, path)
     lake = lake_of(request)
     lake.tracking.run_state(run_id)
+    if rel:
+        parent = posixpath.dirname(rel)
+        me = next((a for a in lake.list_artifacts(run_id, parent) if a.path == rel), None)
+        if me is not None and not me.is_dir:
+            raise ApiError(400, f"artifact {rel!r} is a file, not a folder; download it with GET "
+                                f"{PREFIX}{run_id}/{rel}", field="path")
     return {"run_id": run_id, "path": rel, "files": jsonable(lake.list_artifacts(run_id, rel))}
 
 

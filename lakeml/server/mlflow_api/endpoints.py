@@ -144,7 +144,14 @@ def _make(component: str, method: str) -> Callable:
         req = await request_dict(request)
         svc = Services.of(request)
         fn = getattr(getattr(svc, component), method)
-        return JSONResponse(await run_in_threadpool(fn, req))
+        try:
+            return JSONResponse(await run_in_threadpool(fn, req))
+        except (TypeError, ValueError, KeyError, AttributeError) as e:  # a value of the wrong JSON type
+            from lakeml.errors import LakemlError
+
+            if isinstance(e, LakemlError):
+                raise
+            raise ApiError(400, f"invalid request for {request.url.path}: {type(e).__name__}: {e}") from e
 
     endpoint.__name__ = f"mlflow_{component}_{method}"
     return endpoint

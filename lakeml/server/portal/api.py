@@ -33,10 +33,14 @@ def experiments(request: Request, metric: str | None = None, mode: str = "max", 
 
 @router.get(API + "/runs")
 def runs(request: Request, experiment: str, filter: str = "", order: str = "", offset: int = Query(0, ge=0),
-         limit: int = Query(50, ge=1, le=data.MAX_PAGE), _: Principal = _READ) -> Any:
-    """One page of runs: MLflow filter syntax in ``filter``, ``order`` like ``metrics.loss ASC``."""
-    return data.runs_page(lake_of(request), experiment, filter_string=filter, order_by=order, offset=offset,
-                          limit=limit)
+         limit: int = Query(50, ge=1, le=data.MAX_PAGE), keys: bool = False, _: Principal = _READ) -> Any:
+    """One page of runs: MLflow filter syntax in ``filter``, ``order`` like ``metrics.loss ASC``; with
+    ``keys=true`` also the experiment's param/metric/tag keys (the first load of the table: one round trip)."""
+    lake = lake_of(request)
+    page = data.runs_page(lake, experiment, filter_string=filter, order_by=order, offset=offset, limit=limit)
+    if keys:
+        page["keys"] = data.column_keys(lake, page["experiment"]["experiment_id"])
+    return page
 
 
 @router.get(API + "/columns")
@@ -196,7 +200,8 @@ def _rules(g: Any) -> list[str]:
     out = [f"metric {k} >= {v:g}" for k, v in g.min_metrics.items()]
     out += [f"metric {k} <= {v:g}" for k, v in g.max_metrics.items()]
     out += [f"artifact {a} exists" for a in g.required_artifacts]
-    out += [f"tag {k} is set" + (f" to one of {', '.join(vals)}" if vals else "") for k, vals in g.required_tags.items()]
+    out += [f"tag {k} is set" + (f" to one of {', '.join(vals)}" if vals else "")
+            for k, vals in g.required_tags.items()]
     return out
 
 

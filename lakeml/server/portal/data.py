@@ -148,37 +148,43 @@ def runs_page(lake: Any, experiment: str, *, filter_string: str | None = None, o
 
 # -- metric series ----------------------------------------------------------------------------
 def downsample(lake: Any, run_id: str, key: str, points: int = DEFAULT_POINTS) -> dict[str, Any]:
-    """A metric series cut to about ``points`` points: per bucket of steps its min and max points (spikes
-    survive), plus the first and the last point. Done in DuckDB over the run's history."""
-    import duckdb
+    """A metric series cut to about ``points`` points: the steps are split into equal buckets and each
+    bucket keeps its lowest and its highest point (spikes survive); the first and last points and the
+    NaN/inf points are always kept. Vectorised numpy over the run's history (read through the engine's
+    point cache): a 1M-point series takes tens of milliseconds."""
+    import numpy as np
 
     if not 10 <= points <= MAX_POINTS:
         raise InvalidInputError(f"points must be between 10 and {MAX_POINTS}, got {points}")
     lake.query.before_read()
     hist = lake.query.engine.metric_history(run_id, key)
     total = hist.num_rows
-    if total == 0:
-        return {"run_id": run_id, "key": key, "total": 0, "steps": [], "values": [], "downsampled": False}
-    con = duckdb.connect()
-    try:
-        con.register("h", hist.select(["step", "value"]))
-        if total <= points:
-            rows = con.execute("SELECT step, value FROM h ORDER BY step").fetchall()
-        else:
-            buckets = max(1, (points - 2) // 2)
-            rows = con.execute(f"""
-              WITH t AS (SELECT step, value, row_number() OVER (ORDER BY step) - 1 AS i FROM h),
-              b AS (SELECT (i * {buckets}) // {total} AS bucket, step, value, i FROM t),
-              keep AS (
-                SELECT arg_min(i, value) AS i FROM b WHERE NOT isnan(value) GROUP BY bucket
-                UNION SELECT arg_max(i, value) FROM b WHERE NOT isnan(value) GROUP BY bucket
-                UNION SELECT i FROM b WHERE isnan(value) OR isinf(value)
-                UNION SELECT 0 UNION SELECT {total - 1})
-              SELECT step, value FROM t SEMI JOIN keep USING (i) ORDER BY i""").fetchall()
-    finally:
-        con.close()
-    return {"run_id": run_id, "key": key, "total": total, "downsampled": len(rows) < total,
-            "steps": [r[0] for r in rows], "values": [_json_value(r[1]) for r in rows]}
+    steps = hist.column("step").to_numpy()
+    values = hist.column("value").to_numpy().astype(np.float64, copy=False)
+    if total > points:
+        keep = np.unique(np.concatenate([[0, total - 1], _bucket_extremes(values, max(1, (points - 2) // 2)),
+                                         np.flatnonzero(~np.isfinite(values))[:points]]))
+        steps, values = steps[keep], values[keep]
+    return {"run_id": run_id, "key": key, "total": total, "downsampled": len(steps) < total,
+            "steps": steps.tolist(), "values": [_json_value(v) for v in values.tolist()]}
+
+
+def _bucket_extremes(values: Any, buckets: int) -> Any:
+    """Indices of the lowest and the highest finite value of each of ``buckets`` equal slices of ``values``."""
+    import numpy as np
+
+    n = len(values)
+    edges = (np.arange(buckets + 1, dtype=np.int64) * n) // buckets
+    width = int((edges[1:] - edges[:-1]).max())
+    idx = edges[:-1, None] + np.arange(width, dtype=np.int64)[None, :]  # one row per bucket
+    inside = idx < edges[1:, None]
+    idx = np.minimum(idx, n - 1)
+    got = values[idx]
+    finite = inside & np.isfinite(got)
+    rows = np.arange(len(idx))
+    lo = idx[rows, np.where(finite, got, np.inf).argmin(axis=1)]
+    hi = idx[rows, np.where(finite, got, -np.inf).argmax(axis=1)]
+    return np.concatenate([lo, hi])
 
 
 # -- chart layouts ----------------------------------------------------------------------------

@@ -41,23 +41,26 @@ def health(request: Request) -> JSONResponse:
 
 
 def _list_storage(state: Any, lake: Any) -> None:
-    """List the folder that holds the lake's artifacts (the warehouse root) through pyarrow's FileSystem."""
-    from pyarrow import fs as pafs
+    """List the folder that holds the lake's artifacts (the warehouse root): with ``os`` for a local
+    warehouse, through pyarrow's S3 FileSystem otherwise."""
+    import os
+    from urllib.parse import urlparse
 
-    from lakeml.storage.objectstore import filesystem
+    from lakeml.storage.objectstore import filesystem, fs_path
+
+    root = lake.config.artifact_root.rstrip("/").rsplit("/", 1)[0]
+    if urlparse(root).scheme in ("", "file"):
+        with os.scandir(fs_path(root)) as entries:
+            next(entries, None)
+        return
+    from pyarrow import fs as pafs
 
     with _fs_lock:
         cached = getattr(state, "health_fs", None)
         if cached is None:
-            root = lake.config.artifact_root.rstrip("/").rsplit("/", 1)[0]
-            fs, path = filesystem(root, lake.config.properties, timeout=5.0, attempts=1)
-            cached = state.health_fs = (fs, path)
+            cached = state.health_fs = filesystem(root, lake.config.properties, timeout=5.0, attempts=1)
     fs, path = cached
-    info = fs.get_file_info(path)
-    if info.type == pafs.FileType.NotFound and "://" not in lake.config.artifact_root.replace("file://", ""):
-        raise FileNotFoundError(f"the warehouse folder {path} does not exist")
-    if info.type == pafs.FileType.Directory:
-        fs.get_file_info(pafs.FileSelector(path, recursive=False, allow_not_found=True))
+    fs.get_file_info(pafs.FileSelector(path, recursive=False, allow_not_found=True))
 
 
 @router.get("/metrics", dependencies=[Depends(require("read"))])

@@ -63,8 +63,8 @@ def run_sql(body: SqlRequest, request: Request, principal: Principal = Depends(r
     elapsed_ms = round((time.perf_counter() - start) * 1000, 3)
     if fmt == "arrow":
         return Response(_ipc(table), media_type=ARROW_STREAM,
-                        headers={"X-Lakeml-Truncated": str(truncated).lower(), "X-Lakeml-Row-Count": str(table.num_rows),
-                                 "X-Lakeml-Elapsed-Ms": str(elapsed_ms)})
+                        headers={"X-Lakeml-Truncated": str(truncated).lower(),
+                                 "X-Lakeml-Row-Count": str(table.num_rows), "X-Lakeml-Elapsed-Ms": str(elapsed_ms)})
     return JSONResponse({"columns": [{"name": f.name, "type": str(f.type)} for f in table.schema],
                          "rows": _rows(table), "row_count": table.num_rows, "truncated": truncated,
                          "limit": limit, "elapsed_ms": elapsed_ms})
@@ -97,6 +97,7 @@ def run_limited(lake: Any, sql: str, params: Any, *, limit: int, seconds: float)
 
     timer = threading.Timer(seconds, interrupt)
     timer.daemon = True
+    lake.query.before_read()  # commit this server's pending rows first, outside the engine's lock
     with engine.lock:  # the timer must interrupt this query, not one queued before it
         with guard_lock:
             state["running"] = True

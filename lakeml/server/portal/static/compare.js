@@ -28,12 +28,13 @@
   }
   $("only-diff").addEventListener("change", diffTable); diffTable();
 
-  await new Promise(res => { if (window.Plotly) res(); else window.addEventListener("load", res); });
+  const plotlyReady = new Promise(res => { if (window.Plotly) res(); else window.addEventListener("load", res); });
   let curveCache = {};
   async function curves() {
     const key = $("cmp-metric").value; if (!key) return;
     L.setQ({metric: key});
     if (!curveCache[key]) curveCache[key] = await L.api("/portal/api/curves?" + new URLSearchParams({runs: ids.join(","), key, points: 1000}));
+    await plotlyReady;  // the curves were fetched while plotly.js was still loading
     const a = +$("smooth").value, byId = Object.fromEntries(cmp.runs.map(r => [r.run_id, r]));
     const traces = curveCache[key].series.map(s => ({x: s.steps, y: L.ema(s.values.map(L.y), a), type: "scatter", mode: s.steps.length <= 50 ? "lines+markers" : "lines", name: name(byId[s.run_id])}));
     await Plotly.react("curves", traces, {margin, xaxis: {title: {text: "step"}}, yaxis: {title: {text: key}, type: $("cmp-logy").checked ? "log" : "linear"}, legend: {orientation: "h"}}, conf);
@@ -45,17 +46,35 @@
     Plotly.react("scatter", [{x: cmp.runs.map(r => val(r, x)), y: cmp.runs.map(r => val(r, y)), text: cmp.runs.map(name), mode: "markers+text", textposition: "top center", type: "scatter"}],
       {margin, xaxis: {title: {text: x}}, yaxis: {title: {text: y}}}, conf);
   }
+  // parallel coordinates as SVG lines (plotly's parcoords needs WebGL, seconds to draw without a GPU):
+  // one axis per param and the chosen metric, each scaled to its own min..max, one line per run
   function parcoords() {
     const m = $("pc-metric").value;
     const dims = cmp.params.map(k => {
       const vs = cmp.runs.map(r => r.params[k]), nums = vs.map(Number);
-      if (nums.every(n => !Number.isNaN(n))) return {label: k, values: nums};
-      const cats = [...new Set(vs.map(v => v ?? "—"))];
-      return {label: k, values: vs.map(v => cats.indexOf(v ?? "—")), tickvals: cats.map((_, i) => i), ticktext: cats};
+      if (vs.every(v => v !== undefined && v !== "") && nums.every(n => Number.isFinite(n))) return {label: k, values: nums};
+      const cats = [...new Set(vs.map(v => v ?? "—"))].sort();
+      return {label: k, values: vs.map(v => cats.indexOf(v ?? "—")), cats};
     });
-    if (m) dims.push({label: m, values: cmp.runs.map(r => L.y(r.metrics[m]))});
-    Plotly.react("parcoords", [{type: "parcoords", line: m ? {color: cmp.runs.map(r => L.y(r.metrics[m])), colorscale: "Viridis", showscale: true} : {}, dimensions: dims}],
-      {margin: {t: 40, r: 40, b: 20, l: 40}}, conf);
+    if (m) dims.push({label: m, values: cmp.runs.map(r => L.y(r.metrics[m])), metric: true});
+    const scale = dims.map(d => {
+      const ok = d.values.filter(Number.isFinite), lo = Math.min(...ok), hi = Math.max(...ok);
+      return v => (Number.isFinite(v) ? (hi > lo ? (v - lo) / (hi - lo) : 0.5) : null);
+    });
+    const mv = m ? dims[dims.length - 1].values : [], ok = mv.filter(Number.isFinite);
+    const lo = Math.min(...ok), hi = Math.max(...ok);
+    const color = (v) => { const t = Number.isFinite(v) && hi > lo ? (v - lo) / (hi - lo) : 0.5; return `hsl(${Math.round(260 - 200 * t)}, 70%, 45%)`; };
+    const traces = cmp.runs.map((r, i) => ({type: "scatter", mode: "lines+markers", name: name(r), x: dims.map((_, j) => j),
+      y: dims.map((d, j) => scale[j](d.values[i])), line: {color: m ? color(mv[i]) : undefined, width: 2},
+      text: dims.map(d => d.cats ? d.cats[d.values[i]] : L.num(d.values[i])), hovertemplate: "%{text}<extra>" + name(r) + "</extra>"}));
+    const notes = dims.flatMap((d, j) => {
+      const ok = d.values.filter(Number.isFinite); if (!ok.length) return [];
+      const top = d.cats ? d.cats[Math.max(...ok)] : L.num(Math.max(...ok)), bottom = d.cats ? d.cats[Math.min(...ok)] : L.num(Math.min(...ok));
+      return [{x: j, y: 1.04, text: top, showarrow: false, font: {size: 10}}, {x: j, y: -0.06, text: bottom, showarrow: false, font: {size: 10}}];
+    });
+    Plotly.react("parcoords", traces, {margin: {t: 20, r: 20, b: 60, l: 30}, showlegend: false, annotations: notes,
+      xaxis: {tickvals: dims.map((_, j) => j), ticktext: dims.map(d => d.label), showgrid: true, gridcolor: "#999", zeroline: false},
+      yaxis: {visible: false, range: [-0.12, 1.1]}}, conf);
   }
   ["cmp-metric", "smooth", "cmp-logy"].forEach(id => $(id).addEventListener(id === "smooth" ? "input" : "change", () => curves().catch(e => L.toast(e.message))));
   ["sx", "sy"].forEach(id => $(id).addEventListener("change", scatter)); $("pc-metric").addEventListener("change", parcoords);

@@ -35,19 +35,20 @@
   const sel = $("metric-key");
   for (const k of keys) sel.append(L.el("option", {value: k, text: `${k} (${run.metric_points[k]} points)`}));
   const want = L.q().get("metric"); if (want && keys.includes(want)) sel.value = want;
+  const plotlyReady = new Promise(res => { if (window.Plotly) res(); else window.addEventListener("load", res); });
   async function chart() {
     if (!sel.value) { $("chart-info").textContent = "No metrics logged."; return; }
     L.setQ({metric: sel.value});
     const t0 = performance.now();
     const s = await L.api(`/portal/api/run/${encodeURIComponent(runId)}/metric?` + new URLSearchParams({key: sel.value, points: 2000}));
+    await plotlyReady;  // the series was fetched while plotly.js was still loading
     const layout = {margin: {t: 20, r: 20, b: 40, l: 60}, xaxis: {title: {text: "step"}}, yaxis: {title: {text: s.key}, type: $("logy").checked ? "log" : "linear"}};
     await Plotly.react("chart", [{x: s.steps, y: s.values.map(L.y), type: "scatter", mode: "lines", name: s.key}], layout, {responsive: true, displaylogo: false});
     $("chart-info").textContent = `${s.total} points` + (s.downsampled ? `, ${s.steps.length} drawn (min/max per bucket, first and last kept)` : "") + ` · ${Math.round(performance.now() - t0)} ms`;
     document.body.dataset.chart = "drawn";
   }
   sel.addEventListener("change", chart); $("logy").addEventListener("change", chart);
-  const waitPlotly = () => new Promise(res => { if (window.Plotly) res(); else window.addEventListener("load", res); });
-  waitPlotly().then(chart).catch(e => { $("chart-info").textContent = e.message; });
+  chart().catch(e => { $("chart-info").textContent = e.message; });
 
   // artifacts
   async function browse(path) {

@@ -11,6 +11,7 @@
     status: q.get("status") || "", name: q.get("name") || "",
   };
   let keys = null;
+  const colsChosen = !!state.cols;  // named by the URL or remembered; else defaults come with the first page
   document.getElementById("exp-title").textContent = "Runs of " + exp;
   document.title = "Runs of " + exp + " · lakeml";
   const $ = (id) => document.getElementById(id);
@@ -43,7 +44,7 @@
   }
   function renderHead() {
     const groups = {params: [], metrics: [], tags: []};
-    for (const c of state.cols) { const g = c.split(".")[0]; if (groups[g]) groups[g].push(c); }
+    for (const c of state.cols || []) { const g = c.split(".")[0]; if (groups[g]) groups[g].push(c); }
     state.cols = [].concat(...Object.values(groups));  // rows follow the header's group order
     const g = L.el("tr", {class: "groups"}, L.el("th", {colspan: 6, scope: "colgroup", text: "Run"}));
     for (const [name, list] of Object.entries(groups)) if (list.length) g.append(L.el("th", {colspan: list.length, scope: "colgroup", text: name[0].toUpperCase() + name.slice(1)}));
@@ -96,8 +97,14 @@
     const t0 = performance.now();
     $("runs-status").textContent = "Loading…";
     try {
-      const res = await L.api("/portal/api/runs?" + new URLSearchParams({experiment: exp, filter: fullFilter(), order: state.sort, offset: state.offset, limit: state.size}));
+      const first = !keys;
+      const res = await L.api("/portal/api/runs?" + new URLSearchParams({experiment: exp, filter: fullFilter(), order: state.sort, offset: state.offset, limit: state.size, keys: first}));
       if (my !== seq) return;
+      if (res.keys) {  // the first load also brings the keys: default columns, the column picker
+        keys = res.keys;
+        if (!colsChosen) { state.cols = [...keys.metrics.slice(0, 5).map(x => "metrics." + x), ...keys.params.slice(0, 5).map(x => "params." + x)]; }
+        renderColumns(); renderHead(); saveUrl();
+      }
       renderRows(res);
       const last = Math.min(res.total, state.offset + res.rows.length);
       $("runs-status").textContent = `${res.total} runs match · showing ${res.total ? state.offset + 1 : 0}–${last} · ${Math.round(performance.now() - t0)} ms`;
@@ -119,10 +126,5 @@
   $("pick-columns").addEventListener("click", () => { const f = $("columns"); f.hidden = !f.hidden; $("pick-columns").setAttribute("aria-expanded", String(!f.hidden)); });
   $("compare-btn").addEventListener("click", () => { location.href = "/compare?" + new URLSearchParams({experiment: exp, runs: [...state.selected].join(",")}); });
   updateCompare();
-  if (state.cols) { load(); }
-  L.api("/portal/api/columns?" + new URLSearchParams({experiment: exp})).then((k) => {
-    keys = k;
-    if (!state.cols) { state.cols = [...k.metrics.slice(0, 5).map(x => "metrics." + x), ...k.params.slice(0, 5).map(x => "params." + x)]; load(); }
-    renderColumns();
-  }).catch(e => { if (!state.cols) { state.cols = []; load(); } L.toast(e.message); });
+  load();
 })();
