@@ -410,7 +410,7 @@ def test_fuzzed_json_bodies_never_500(fuzz_app):
     body = st.dictionaries(st.sampled_from(fields), _json_values(), max_size=5)
     body = st.one_of(body, body.map(lambda d: {**d, "run_id": run_id}), _json_values())
 
-    @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
     @given(path=st.sampled_from(paths), payload=body)
     def check(path, payload):
         r = tc.post(f"/api/2.0/mlflow/{path}", content=json.dumps(payload, allow_nan=True))

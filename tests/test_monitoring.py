@@ -247,3 +247,24 @@ def test_since_takes_the_whole_window_it_falls_in(seeded):
                             datetime.fromtimestamp(hour(1) / 1e6, tz=timezone.utc)])["n"][0]
     got = {r["check_name"]: r["value"] for r in lake.monitoring.results("reg", window="30m")}
     assert got["requests"] == want > 150
+
+
+@pytest.mark.parametrize("lake", ["file", pytest.param("s3", marks=pytest.mark.s3)], indirect=True)
+def test_monitoring_on_each_storage(lake):
+    """The same pass on a local folder and on S3 (moto over HTTP): the training snapshot is read from the
+    object store, the checks match the references."""
+    rng = np.random.default_rng(3)
+    data, snap = training_table(lake, rng, n=400)
+    clf, v = train_and_register(lake, data, snap, "small")
+    f = features(rng, 300, shift=1.0)
+    rows, ids = prediction_rows(clf, "small", v, f, hour(0), prefix="s")
+    lake.committer.buffer("predictions").extend(rows)
+    y = truth(f["x1"], f["x2"], f["x3"])
+    lake.log_feedbacks([(ids[i], int(y[i]), i % 5) for i in range(300)])
+    res = lake.monitoring.run(window="1h")
+    assert len(res.computed) == 1 and not res.notes
+    got = {(r["check_name"], r["feature"]): r["value"] for r in lake.monitoring.results("small")}
+    assert got[("ks", "x1")] == pytest.approx(ks_2samp(data["x1"].to_numpy(), f["x1"]).statistic, abs=1e-12)
+    assert got[("psi", "x1")] == pytest.approx(psi_ref(data["x1"].to_numpy(), f["x1"]), abs=1e-9)
+    pred = clf.predict(np.column_stack([f["x1"], f["x2"], f["x3"]]))
+    assert got[("accuracy", None)] == pytest.approx(accuracy_score(y, pred), abs=1e-12)

@@ -398,12 +398,13 @@ def test_lakeml_ui_serves_the_portal_on_localhost(tmp_path):
     import os
     import signal
     import subprocess
+    import sys
     import time
 
     from tests.servers import free_port
 
     port = free_port()
-    proc = subprocess.Popen([str(Path(os.sys.executable).parent / "lakeml"), "ui", "--port", str(port),
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "lakeml"), "ui", "--port", str(port),
                              "--warehouse", str(tmp_path / "wh")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     try:

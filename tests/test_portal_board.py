@@ -154,7 +154,7 @@ def test_board_is_a_kanban_by_status_with_customer_and_role_filters(page, site):
 def test_project_page_shows_steps_tasks_deliverables_and_history(page, site):
     page.goto("/board")
     page.wait_for_selector("body[data-loaded=board]")
-    page.locator("article[data-project=churn]").get_by_role("link", name="churn").click()
+    page.locator("article[data-project=churn]").get_by_role("link", name="churn", exact=True).click()
     page.wait_for_selector("body[data-loaded=project]")
     assert "name=churn" in page.url and page.title() == "churn · Project · lakeml"
     steps = page.evaluate("() => Object.fromEntries([...document.querySelectorAll('#steps li')].map(l => "
@@ -172,9 +172,12 @@ def test_project_page_shows_steps_tasks_deliverables_and_history(page, site):
 
 
 def test_monitoring_page_shows_status_alerts_and_drift_charts(page, site):
-    page.goto("/monitoring")
+    page.goto("/board")
+    page.wait_for_selector("body[data-loaded=board]")
+    page.locator("article[data-project=churn] a.badge").click()  # the card's monitoring status
     page.wait_for_selector("body[data-loaded=monitoring]")
     assert page.title() == "Monitoring · lakeml"
+    assert "model=churn" in page.url and page.input_value("#mon-model") == "churn"
     row = page.locator("#mon-status tbody tr[data-model=churn]")
     cells = row.locator("td").all_inner_texts()
     assert cells[:3] == ["churn", "1", "1h"] and cells[4] == "ALERT"

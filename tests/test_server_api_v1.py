@@ -117,6 +117,9 @@ def test_same_batch_id_is_stored_once(http):
     assert len(history(http, rid, "m")) == 5
     error(http.post(f"/api/v1/runs/{rid}/batch", json=body, headers={"X-Lakeml-Batch-Id": "bad key!"}), 400,
           "X-Lakeml-Batch-Id")
+    error(http.post(f"/api/v1/runs/{rid}/batch", json=body, headers={"X-Lakeml-Batch-Id": uuid.uuid4().hex,
+                                                                     "X-Lakeml-Batch-Time": "yesterday"}), 400,
+          "X-Lakeml-Batch-Time")
 
 
 def test_arrow_batches_one_and_many_runs(http):

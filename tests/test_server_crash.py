@@ -67,7 +67,8 @@ def test_kill_9_retries_are_recognised_and_every_point_lands_once(tmp_path, jour
             with pa.ipc.new_stream(sink, t.schema) as w:
                 w.write_table(t)
             body, key = sink.getvalue().to_pybytes(), uuid.uuid4().hex
-            hdr = {"Content-Type": ARROW, "X-Lakeml-Batch-Id": key}
+            hdr = {"Content-Type": ARROW, "X-Lakeml-Batch-Id": key,
+                   "X-Lakeml-Batch-Time": str(int(time.time() * 1000))}
             first = http.post("/api/v1/batch", content=body, headers=hdr)
             assert first.json() == {"accepted": 100, "duplicate": False}, first.text
         # 2. clients logging at full speed

@@ -75,7 +75,7 @@ def test_there_are_json_routes_to_fuzz(fuzzed):
     assert len(ops) >= 5
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_no_json_body_yields_a_5xx(fuzzed, data):
     request, ops, known = fuzzed

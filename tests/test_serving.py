@@ -317,3 +317,26 @@ def test_cli_serve_with_two_workers_commits_on_sigterm(seeded, tmp_path):
     assert code == 0, (tmp_path / "serve.log").read_text()[-3000:]
     got = lake.sql("SELECT count(*) FROM lakeml.predictions WHERE service = 'cli-api'").rows()
     assert got == [(20,)], (tmp_path / "serve.log").read_text()[-3000:]
+
+
+def test_prediction_logger_api(file_lake):
+    from lakeml.serving.predlog import PredictionLogger
+
+    pl = PredictionLogger(file_lake, model_name="m", model_version=2, model_uri="models:/m@a", service="svc")
+    pl.log("abc", [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}], [0.5, [1, 2]], 3.2, 200)
+    pl.log("bad", [{"a": 1}], None, 1.0, 400, "wrong column")
+    pl.log("nan", [{"a": 1}], [float("nan")], 1.0, 200, model_version=3)
+    pl.log("lbl", [{"a": 1}], ["cat"], 1.0, 200)
+    pl.log("one", [{"a": 1}], ["1"], 1.0, 200)
+    pl.close()
+    got = file_lake.sql("SELECT request_id, row_index, features, prediction, prediction_json, status, error, "
+                        "model_version, service FROM lakeml.predictions ORDER BY request_id, row_index").rows()
+    assert got == [
+        ("abc", 0, '{"a": 1, "b": "x"}', 0.5, "0.5", 200, None, 2, "svc"),
+        ("abc", 1, '{"a": 2, "b": "y"}', None, "[1, 2]", 200, None, 2, "svc"),
+        ("bad", -1, '{"a": 1}', None, None, 400, "wrong column", 2, "svc"),
+        ("lbl", 0, '{"a": 1}', None, '"cat"', 200, None, 2, "svc"),
+        ("nan", 0, '{"a": 1}', None, "null", 200, None, 3, "svc"),
+        ("one", 0, '{"a": 1}', 1.0, '"1"', 200, None, 2, "svc"),  # a numeric class label as a number
+    ]
+    assert pl.logged == 6 and pl.dropped == 0

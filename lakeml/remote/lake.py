@@ -420,9 +420,9 @@ class RemoteLake:
         if isinstance(experiment_names, str):
             experiment_names = [experiment_names]
         self._read()
+        token = base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode() if offset else None
         body = {"experiment_names": experiment_names, "filter": filter_string, "order_by": order_by,
-                "max_results": max_results, "page_token": base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode() if offset else None,
-                "format": "arrow"}
+                "max_results": max_results, "page_token": token, "format": "arrow"}
         return pl.from_arrow(self._arrow("POST", "/api/v1/runs/search", json_body=body))
 
     def get_metric_history(self, run_id: str, key: str | None = None) -> "pl.DataFrame":

@@ -248,7 +248,7 @@ class Sender:
     def _send_all(self) -> bool:
         while self._entries:
             e = self._entries[0]
-            headers = {"X-Lakeml-Batch-Id": e.batch_id}
+            headers = {"X-Lakeml-Batch-Id": e.batch_id, "X-Lakeml-Batch-Time": str(int(e.seq[:20]) // 1_000_000)}
             if e.attempts:
                 headers["X-Lakeml-Retry"] = "1"
             e.attempts += 1

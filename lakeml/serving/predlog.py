@@ -21,6 +21,8 @@ TABLE = "predictions"
 #: Rows the logger may hold before it drops new ones (counted in ``dropped``) rather than grow without bound.
 MAX_PENDING_ROWS = 1_000_000
 _INF = float("inf")
+NCOLS = 13  # columns of the predictions contract
+BATCH_WAIT = 0.05  # seconds the logging thread lets requests gather before it converts them
 
 
 def _now_us() -> int:
@@ -61,7 +63,7 @@ def as_number(v: Any) -> float | None:
 class PredictionLogger:
     """Log scored rows to the ``predictions`` table through the lake's committer.
 
-    ``lake``: an open Lake (only ``lake.committer`` is used). ``model_name``/``model_version``/
+    ``lake``: an open Lake (only ``lake.committer`` and the table contract in ``lake.store`` are used). ``model_name``/``model_version``/
     ``model_uri``/``service``: what every row records (``set_model`` changes the model after a reload).
     """
 
@@ -69,7 +71,9 @@ class PredictionLogger:
                  model_uri: str | None = None, service: str = "lakeml-serve",
                  max_pending_rows: int = MAX_PENDING_ROWS):
         self.committer = lake.committer
+        self.store = lake.store
         self.buffer = lake.committer.buffer(TABLE)
+        self._schema: Any = None
         self.model_name, self.model_version, self.model_uri = model_name, model_version, model_uri
         self.service = service
         self.max_pending_rows = max_pending_rows
@@ -79,6 +83,7 @@ class PredictionLogger:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._idle = threading.Condition()
         self._closed = False
+        self._stop = threading.Event()  # set by close(): no more gathering pauses
         self._thread = threading.Thread(target=self._loop, name="lakeml-predlog", daemon=True)
         self._thread.start()
 
@@ -112,31 +117,56 @@ class PredictionLogger:
 
     def rows_of(self, item: tuple) -> list[tuple]:
         """The ``predictions`` row tuples of one queued request (contract column order)."""
+        cols: list[list] = [[] for _ in range(NCOLS)]
+        self.extend_columns(item, cols)
+        return list(zip(*cols))
+
+    def extend_columns(self, item: tuple, cols: list[list]) -> int:
+        """Append one queued request to the contract's columns; returns the rows added. The values shared
+        by the request's rows are repeated by list multiplication, so a row costs little Python work."""
         request_id, feats, preds, latency_ms, status, error, ts, name, version, uri = item
         lat = float(latency_ms) if latency_ms is not None else None
         if feats is not None and hasattr(feats, "features_json"):  # a protocol.Batch: JSON made here
             feats = feats.features_json()
-        else:
-            feats = [json.dumps(_plain(f), default=str) for f in feats] if feats is not None else None
+        elif feats is not None:
+            feats = [json.dumps(_plain(f), default=str) for f in feats]
         if error is not None or not preds:
-            feat = feats[0] if feats and len(feats) == 1 else None
-            return [(request_id, -1, ts, name, version, uri, self.service, feat, None, None, lat, int(status),
-                     error if error is not None else "no predictions")]
-        out = []
-        dumps, status = json.dumps, int(status)
-        for i, p in enumerate(preds):
-            f = feats[i] if feats is not None and i < len(feats) else None
+            values = (request_id, -1, ts, name, version, uri, self.service, feats[0] if feats and len(feats) == 1
+                      else None, None, None, lat, int(status), error if error is not None else "no predictions")
+            for c, v in zip(cols, values):
+                c.append(v)
+            return 1
+        n = len(preds)
+        nums: list[float | None] = []
+        texts: list[str] = []
+        dumps = json.dumps
+        for p in preds:
             if type(p) is float or type(p) is int:  # the common case, without the generic conversions
-                num: float | None = float(p) if p == p and p not in (_INF, -_INF) else None
-                pj = p if num is not None else None
+                num = float(p) if p == p and p not in (_INF, -_INF) else None
+                nums.append(num)
+                texts.append(repr(p) if num is not None else "null")
             else:
                 pj = _plain(p)
-                num = as_number(pj)
-            # features come from the parsed request: plain JSON values already
-            out.append((request_id, i, ts, name, version, uri, self.service,
-                        f, num, dumps(pj, default=str), lat,
-                        status, None))
-        return out
+                nums.append(as_number(pj))
+                texts.append(dumps(pj, default=str))
+        if feats is None or len(feats) != n:
+            feats = [(feats[i] if feats is not None and i < len(feats) else None) for i in range(n)]
+        for c, v in ((0, request_id), (2, ts), (3, name), (4, version), (5, uri), (6, self.service), (10, lat),
+                     (11, int(status)), (12, None)):
+            cols[c].extend([v] * n)
+        cols[1].extend(range(n))
+        cols[7].extend(feats)
+        cols[8].extend(nums)
+        cols[9].extend(texts)
+        return n
+
+    def _arrow(self, cols: list[list]) -> Any:
+        import pyarrow as pa
+
+        if self._schema is None:
+            self._schema = self.store.contracts[TABLE].arrow_schema()
+        schema = self._schema
+        return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(cols, schema)], schema=schema)
 
     def _loop(self) -> None:
         while True:
@@ -144,8 +174,9 @@ class PredictionLogger:
             if item is None:
                 break
             batch = [item]
+            self._stop.wait(BATCH_WAIT)  # let requests gather: one Arrow table for many (rows commit later anyway)
             try:  # take what else is waiting: one buffer append for many requests
-                while len(batch) < 1000:
+                while len(batch) < 5000:
                     nxt = self._queue.get_nowait()
                     if nxt is None:
                         self._queue.put(None)
@@ -153,16 +184,21 @@ class PredictionLogger:
                     batch.append(nxt)
             except queue.Empty:
                 pass
-            rows: list[tuple] = []
+            cols: list[list] = [[] for _ in range(NCOLS)]
+            n = 0
             for it in batch:
                 try:
-                    rows.extend(self.rows_of(it))
-                except Exception:  # noqa: BLE001 - a bad row must not stop the logger
+                    n += self.extend_columns(it, cols)
+                except Exception:  # noqa: BLE001 - a bad request must not stop the logger
                     log.exception("lakeml serve: cannot log request %s", it[0])
-            if rows:
-                self.buffer.extend(rows)
+                    cols = [c[:n] for c in cols]  # drop that request's partial columns
+            if n:
+                try:
+                    self.buffer.add_arrow(self._arrow(cols))  # columnar: no per-row work in the committer
+                except Exception:  # noqa: BLE001 - e.g. a value Arrow cannot type: the row path quarantines it
+                    self.buffer.extend(list(zip(*cols)))
             with self._idle:
-                self.logged += len(rows)
+                self.logged += n
                 self._pending -= sum(max(len(it[1] or ()), 1) for it in batch)
                 self._idle.notify_all()
 
@@ -185,6 +221,7 @@ class PredictionLogger:
         """Flush and stop the logging thread."""
         if self._closed:
             return
+        self._stop.set()
         self.drain(timeout)
         self._closed = True
         self._queue.put(None)

@@ -222,6 +222,7 @@ class Committer:
         self._pending_lock = threading.Lock()
         self._drain_lock = threading.Lock()
         self._take_lock = threading.Lock()  # held while buffers are taken (see together())
+        self._in_flight = 0  # rows taken from the buffers and not yet in _pending (while the spool is written)
         self._commit_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._spooler: threading.Thread | None = None
@@ -250,9 +251,12 @@ class Committer:
         return LazyBuffer(self, table)
 
     def pending_rows(self) -> int:
-        with self._pending_lock:
-            pending = sum(b.num_rows for b in self._pending)
-        return sum(len(b) for b in self._buffers.values()) + pending
+        """Rows logged and not yet committed: buffered, being taken into the spool, or pending a commit.
+        Rows in the middle of a take are counted too, so a read never skips a flush it needs."""
+        with self._take_lock:
+            buffered = sum(len(b) for b in list(self._buffers.values()))
+            with self._pending_lock:
+                return buffered + self._in_flight + sum(b.num_rows for b in self._pending)
 
     def pending_by_table(self) -> dict[str, int]:
         """Rows not yet committed, by table (buffered plus taken and waiting): read-only, for metrics."""
@@ -417,16 +421,22 @@ class Committer:
                 with self._buffers_lock:
                     buffers = list(self._buffers.values())
                 taken = [(buf.table, *buf.take_all()) for buf in buffers]
-            for table, rows, chunks in taken:
-                if rows or chunks:
-                    new.append(Batch(table, rows=rows, chunks=chunks, batch_id=self._new_id(table)))
+                for table, rows, chunks in taken:
+                    if rows or chunks:
+                        new.append(Batch(table, rows=rows, chunks=chunks, batch_id=self._new_id(table)))
+                n = sum(b.num_rows for b in new)
+                with self._pending_lock:
+                    self._in_flight += n  # pending_rows() counts them while the spool is written
             if not new:
                 return 0
-            if self.spool is not None:
-                self._spool(new)
-            with self._pending_lock:
-                self._pending.extend(new)
-            return sum(b.num_rows for b in new)
+            try:
+                if self.spool is not None:
+                    self._spool(new)
+            finally:
+                with self._pending_lock:
+                    self._pending.extend(new)
+                    self._in_flight -= n
+            return n
 
     def _spool(self, batches: list[Batch]) -> bool:
         """Write ``batches`` to the spool (raw rows by ``marshal``, no Arrow needed); False if it failed."""

@@ -78,10 +78,13 @@ class TableContract:
                            for c in self.sort])
 
     def arrow_schema(self):
-        """The Arrow schema rows are built with before an append."""
-        from pyiceberg.io.pyarrow import schema_to_pyarrow
+        """The Arrow schema rows are built with before an append (made once per contract: it is immutable)."""
+        cached = self.__dict__.get("_arrow_schema")
+        if cached is None:
+            from pyiceberg.io.pyarrow import schema_to_pyarrow
 
-        return schema_to_pyarrow(self.schema(), include_field_ids=False)
+            cached = self.__dict__["_arrow_schema"] = schema_to_pyarrow(self.schema(), include_field_ids=False)
+        return cached
 
 
 def _iceberg_type(name: str, next_id: int):

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
-from lakeml.server.api_v1.ingest import BATCH_HEADER, RETRY_HEADER, Ingest, check_batch_id
+from lakeml.server.api_v1.ingest import BATCH_HEADER, RETRY_HEADER, TIME_HEADER, Ingest, check_batch_id
 from lakeml.server.deps import lake_of
 from lakeml.server.errors import ApiError
 
@@ -87,6 +87,18 @@ def write_key(request: Request) -> tuple[str | None, bool]:
     key = check_batch_id(request.headers.get(BATCH_HEADER))
     retry = request.headers.get(RETRY_HEADER, "").strip().lower() not in ("", "0", "false", "no")
     return key, retry
+
+
+def batch_time(request: Request) -> int | None:
+    """``X-Lakeml-Batch-Time``: when the client made the batch (ms since the epoch), or None."""
+    raw = request.headers.get(TIME_HEADER)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, f"X-Lakeml-Batch-Time {raw[:30]!r} is not an integer (milliseconds since the epoch)",
+                       field="X-Lakeml-Batch-Time") from None
 
 
 def duplicate_headers(duplicate: bool) -> dict[str, str]:

@@ -27,6 +27,8 @@ log = logging.getLogger("lakeml.server.ingest")
 TABLE = "api_batches"
 BATCH_HEADER = "x-lakeml-batch-id"
 RETRY_HEADER = "x-lakeml-retry"
+TIME_HEADER = "x-lakeml-batch-time"  # when the client first made the batch (ms): bounds the lookup of a retry
+SKEW_MS = 3_600_000  # clock skew allowed between a client and the server
 REMEMBER = 1_000_000  # accepted keys kept in memory (older ones are looked up in the table on a retry)
 _KEY_RULE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
@@ -122,7 +124,8 @@ class Ingest:
         return ing
 
     def write(self, batch_id: str | None, retry: bool, user: str | None, route: str,
-              prepare: Callable[[], Any], add: Callable[[Any], int], *, atomic: bool = True) -> tuple[bool, Any]:
+              prepare: Callable[[], Any], add: Callable[[Any], int], *, atomic: bool = True,
+              since_ms: int | None = None) -> tuple[bool, Any]:
         """Run one write request; returns ``(duplicate, prepared)``.
 
         ``prepare()`` validates and reads what is needed (it may read the lake); ``add(prepared)``
@@ -145,7 +148,7 @@ class Ingest:
             ev.wait()  # the same batch is being written by another request: its outcome decides
         accepted = False
         try:
-            if retry and self._stored(batch_id):
+            if retry and self._stored(batch_id, since_ms):
                 self._remember(batch_id)
                 self.duplicates += 1
                 return True, None
@@ -187,17 +190,21 @@ class Ingest:
         while len(self._accepted) > REMEMBER:
             self._accepted.popitem(last=False)
 
-    def _stored(self, batch_id: str) -> bool:
+    def _stored(self, batch_id: str, since_ms: int | None = None) -> bool:
         """Is ``batch_id`` in ``api_batches``? First commits what is pending here and recovers the spools
-        of dead processes (a killed server) as every read does, so their keys count."""
-        from pyiceberg.expressions import EqualTo
+        of dead processes (a killed server) as every read does, so their keys count. ``since_ms``: when
+        the client made the batch; only the days since then (less :data:`SKEW_MS`) are read."""
+        from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual
 
         lake = self.lake
         lake.query.before_read()
         tbl = lake.store.table(TABLE, refresh=True)
         if tbl.current_snapshot() is None:
             return False
-        return tbl.scan(row_filter=EqualTo("batch_id", batch_id), selected_fields=("batch_id",)).to_arrow().num_rows > 0
+        where: Any = EqualTo("batch_id", batch_id)
+        if since_ms is not None:
+            where = And(where, GreaterThanOrEqual("accepted_at", (since_ms - SKEW_MS) * 1000))
+        return tbl.scan(row_filter=where, selected_fields=("batch_id",)).to_arrow().num_rows > 0
 
 
 _OF_LOCK = threading.Lock()

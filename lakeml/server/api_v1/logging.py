@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from lakeml import validation as v
 from lakeml.entities import Metric, Param, RunTag
-from lakeml.server.api_v1.common import ARROW, duplicate_headers, ingest_of, write_key
+from lakeml.server.api_v1.common import ARROW, batch_time, duplicate_headers, ingest_of, write_key
 from lakeml.server.deps import Principal, lake_of, require
 from lakeml.server.errors import ApiError
 
@@ -213,7 +213,8 @@ def _log_batch_sync(request: Request, run_id: str, raw: bytes, principal: Princi
             lake.tracking.log_batch(run_id, metrics, params, tags)  # validates all before buffering any
             return n
 
-    dup, prepared = ingest_of(request).write(key, retry, principal.name, "log", prepare, add)
+    dup, prepared = ingest_of(request).write(key, retry, principal.name, "log", prepare, add,
+                                             since_ms=batch_time(request))
     n = 0 if dup else (prepared.num_rows if _is_arrow(request) else prepared[1])
     return JSONResponse({"accepted": n, "duplicate": dup}, headers=duplicate_headers(dup))
 
@@ -247,6 +248,7 @@ def _log_points_sync(request: Request, raw: bytes, principal: Principal) -> JSON
             lake.committer.buffer("metrics").add_arrow(table)
         return table.num_rows
 
-    dup, table = ingest_of(request).write(key, retry, principal.name, "points", prepare, add)
+    dup, table = ingest_of(request).write(key, retry, principal.name, "points", prepare, add,
+                                          since_ms=batch_time(request))
     n = 0 if dup else table.num_rows
     return JSONResponse({"accepted": n, "duplicate": dup}, headers=duplicate_headers(dup))

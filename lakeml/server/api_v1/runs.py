@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from lakeml import validation as v
 from lakeml.entities import RunStatus
 from lakeml.ids import DEFAULT_EXPERIMENT
-from lakeml.server.api_v1.common import duplicate_headers, ingest_of, jsonable, write_key
+from lakeml.server.api_v1.common import batch_time, duplicate_headers, ingest_of, jsonable, write_key
 from lakeml.server.deps import Principal, lake_of, require
 from lakeml.server.errors import ApiError
 
@@ -75,7 +75,8 @@ def create_run(body: RunIn, request: Request, principal: Principal = Depends(req
         out["run"] = run
         return 1
 
-    dup, _ = ingest_of(request).write(key, retry, principal.name, "run", prepare, add)
+    dup, _ = ingest_of(request).write(key, retry, principal.name, "run", prepare, add,
+                                      since_ms=batch_time(request))
     run = lake.get_run(body.run_id) if dup and body.run_id else out.get("run")
     if run is None:
         raise ApiError(409, "this batch id was already accepted for a run created without a client-chosen run_id; "
@@ -106,7 +107,8 @@ def _terminate(run_id: str, body: RunUpdate, request: Request, principal: Princi
         lake.tracking.set_terminated(run_id, status, error=body.error, end_time_ms=body.end_time, wait=False)
         return 1
 
-    dup, _ = ingest_of(request).write(key, retry, principal.name, "terminate", prepare, add, atomic=False)
+    dup, _ = ingest_of(request).write(key, retry, principal.name, "terminate", prepare, add, atomic=False,
+                                      since_ms=batch_time(request))
     return JSONResponse({"run_id": run_id, "status": status.value, "duplicate": dup}, headers=duplicate_headers(dup))
 
 
@@ -142,7 +144,8 @@ def delete_tag(run_id: str, key: str, request: Request, principal: Principal = D
         lake.tracking.delete_tag(run_id, key)
         return 1
 
-    dup, _ = ingest_of(request).write(wkey, retry, principal.name, "delete_tag", prepare, add)
+    dup, _ = ingest_of(request).write(wkey, retry, principal.name, "delete_tag", prepare, add,
+                                      since_ms=batch_time(request))
     return {"run_id": run_id, "key": key, "deleted": True, "duplicate": dup}
 
 
@@ -162,7 +165,8 @@ def log_input(run_id: str, body: InputIn, request: Request, principal: Principal
                                       name=body.name)
         return 1
 
-    dup, _ = ingest_of(request).write(wkey, retry, principal.name, "input", prepare, add, atomic=False)
+    dup, _ = ingest_of(request).write(wkey, retry, principal.name, "input", prepare, add, atomic=False,
+                                      since_ms=batch_time(request))
     if dup:
         return {"duplicate": True}
     return jsonable(out["input"])

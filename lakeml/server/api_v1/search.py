@@ -23,7 +23,8 @@ MAX_RESULTS = 50_000
 
 class SearchIn(BaseModel):
     experiment_names: list[str] | None = Field(None, description="default: every experiment")
-    filter: str | None = Field(None, description="MLflow filter syntax, e.g. \"metrics.loss < 0.2 and params.lr = '0.1'\"")
+    filter: str | None = Field(None, description="MLflow filter syntax, e.g. "
+                                                 "\"metrics.loss < 0.2 and params.lr = '0.1'\"")
     order_by: list[str] | None = Field(None, description="e.g. [\"metrics.loss ASC\", \"start_time DESC\"]")
     max_results: int = Field(1000, ge=1, le=MAX_RESULTS)
     page_token: str | None = None

@@ -26,12 +26,6 @@ def _json_value(v: Any) -> Any:
     return v
 
 
-def _iso_us(us: int | None) -> str | None:
-    if us is None:
-        return None
-    return datetime.fromtimestamp(us / 1e6, tz=timezone.utc).isoformat()
-
-
 def _rows(lake: Any, sql: str, args: list | None = None, tables: list[str] | None = None) -> list[dict]:
     lake.query.before_read()
     cols, rows = lake.query.engine.rows(sql, args or [], tables=tables)
@@ -66,16 +60,12 @@ def experiments(lake: Any, metric: str | None = None, mode: str = "max") -> list
       ORDER BY last_activity DESC NULLS LAST, e.name"""
     out = []
     for row in _rows(lake, sql, args, tables=_RUN_TABLES):
-        row["created_at"] = _iso_us(row["created_at"]) if isinstance(row["created_at"], int) else \
-            _json_value(row["created_at"])
-        row["last_activity"] = _json_value(row["last_activity"])
-        row["best"] = _json_value(row["best"])
-        out.append(row)
+        out.append({k: _json_value(v) for k, v in row.items()})
     return out
 
 
 def experiment_of(lake: Any, name: str) -> dict[str, Any]:
-    """The experiment named ``name`` (NotFoundError naming the known ones otherwise)."""
+    """The experiment named ``name`` (NotFoundError otherwise)."""
     exp_id = experiment_id_for(name)
     rows = _rows(lake, "SELECT experiment_id, name FROM lakeml.experiments_latest WHERE experiment_id = $1",
                  [exp_id], tables=["experiments"])
@@ -86,14 +76,17 @@ def experiment_of(lake: Any, name: str) -> dict[str, Any]:
 
 def column_keys(lake: Any, experiment_id: str) -> dict[str, list[str]]:
     """The param, metric and tag keys the runs of an experiment have (the columns a user can pick)."""
-    out: dict[str, list[str]] = {}
-    for ent, view, table in (("params", "params_latest", "params"), ("metrics", "metric_latest", "metric_latest"),
-                             ("tags", "tags_latest", "tags")):
-        rows = _rows(lake, f"SELECT DISTINCT key FROM lakeml.{view} WHERE run_id IN "
-                           f"(SELECT run_id FROM lakeml.runs WHERE experiment_id = $1) ORDER BY key",
-                     [experiment_id], tables=[table, "runs"])
-        out[ent] = [r["key"] for r in rows if not (ent == "tags" and r["key"].startswith("mlflow."))]
-    return out
+    rows = _rows(lake, """
+      WITH r AS (SELECT DISTINCT run_id FROM lakeml.runs WHERE experiment_id = $1)
+      SELECT 'params' AS ent, key FROM lakeml.params_latest SEMI JOIN r USING (run_id) GROUP BY key
+      UNION ALL SELECT 'metrics', key FROM lakeml.metric_latest SEMI JOIN r USING (run_id) GROUP BY key
+      UNION ALL SELECT 'tags', key FROM lakeml.tags_latest SEMI JOIN r USING (run_id) GROUP BY key""",
+                 [experiment_id], tables=["runs", "params", "metric_latest", "tags"])
+    out: dict[str, list[str]] = {"params": [], "metrics": [], "tags": []}
+    for r in rows:
+        if not (r["ent"] == "tags" and r["key"].startswith("mlflow.")):
+            out[r["ent"]].append(r["key"])
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def count_runs(lake: Any, experiment_id: str, filter_string: str | None) -> int:
@@ -154,6 +147,10 @@ def downsample(lake: Any, run_id: str, key: str, points: int = DEFAULT_POINTS) -
     point cache): a 1M-point series takes tens of milliseconds."""
     import numpy as np
 
+    from lakeml import validation as v
+
+    v.validate_run_id(run_id)
+    v.validate_key(key, "metric")
     if not 10 <= points <= MAX_POINTS:
         raise InvalidInputError(f"points must be between 10 and {MAX_POINTS}, got {points}")
     lake.query.before_read()

@@ -62,14 +62,15 @@ def monitoring(request: Request, model: Optional[str] = None, window: Optional[s
                _: Principal = Depends(require("read"))) -> dict[str, Any]:
     """Latest status per model version, chart series per model version and window size, recent alerts,
     and the models that have results (for the page's filter)."""
+    from lakeml.monitoring.report import status_rows
+
     mon = lake_of(request).monitoring
-    results = mon.results(model or None, window=window or None)
+    everything = mon.results(None, window=window or None)  # the same rows `lakeml monitor report` reads
+    results = [r for r in everything if not model or r["model_name"] == model]
     recorded = mon.alerts(model or None)
-    status = [{k: _iso(v) for k, v in s.items()} for s in mon.status(model or None)]
-    if window:
-        status = [s for s in status if s["window"] == window]
-    models = sorted({r["model_name"] for r in mon.results(None)}) if model else sorted(
-        {r["model_name"] for r in results})
+    status = [{k: _iso(v) for k, v in s.items()} for s in status_rows(results, recorded)]
+    models = sorted({r["model_name"] for r in everything})
     return {"status": status, "versions": _series(results),
             "alerts": [{k: _iso(v) for k, v in a.items() if k != "webhooks"} for a in recorded[:alerts]],
-            "alert_count": len(recorded), "models": models, "filters": {"model": model or None, "window": window or None}}
+            "alert_count": len(recorded), "models": models,
+            "filters": {"model": model or None, "window": window or None}}

@@ -21,7 +21,11 @@
       add("In step", L.num(c.days_in_step) + " d" + (c.sla_days !== null && c.sla_days !== undefined ? " (SLA " + L.num(c.sla_days) + " d)" : ""));
     add("Blocked by", c.blocked_by);
     add("Production", c.production_model_version);
-    if (c.monitoring_status) add("Monitoring", L.el("span", {class: "badge " + c.monitoring_status.split(":")[0], text: c.monitoring_status}));
+    if (c.monitoring_status) {
+      const m = /^models:\/([^/]+)\//.exec(c.production_model_version || "");
+      add("Monitoring", L.el("a", {href: "/monitoring" + (m ? "?" + new URLSearchParams({model: m[1]}) : ""),
+                                   class: "badge " + c.monitoring_status.split(":")[0], text: c.monitoring_status}));
+    }
     add("Last activity", L.time(c.last_activity));
     if (c.cancel_reason) add("Cancelled", c.cancel_reason);
     const title = L.el("h3", {}, L.el("a", {href: "/project?" + new URLSearchParams({name: c.project})}, c.project),

@@ -37,6 +37,7 @@
       `${res.status.length} model version(s), ${res.alert_count} alert(s)`;
     const charts = document.getElementById("mon-charts"); charts.replaceChildren();
     await plotlyReady;
+    const todo = [];  // lay every chart's box out first, so each is drawn at its final width
     for (const v of res.versions) {
       charts.append(L.el("h2", {text: `${v.model_name} v${v.model_version} (windows of ${v.window})`}));
       const grid = L.el("div", {class: "cols"}); charts.append(grid);
@@ -44,10 +45,13 @@
         const div = L.el("div", {class: "chart small", id: `chart-${v.model_name}-${v.model_version}-${v.window}-${c.id}`,
                                  "data-chart": c.id, role: "img", "aria-label": `${c.title}, ${v.model_name} v${v.model_version}`});
         grid.append(div);
-        const traces = c.series.map(s => ({x: s.x, y: s.y, name: s.name, mode: "lines+markers", type: "scatter"}));
-        await Plotly.newPlot(div, traces, {title: {text: c.title, font: {size: 13}}, margin: {l: 45, r: 15, t: 36, b: 40},
-                                           legend: {orientation: "h"}}, {displaylogo: false, responsive: true});
+        todo.push([div, c]);
       }
+    }
+    for (const [div, c] of todo) {
+      const traces = c.series.map(s => ({x: s.x, y: s.y, name: s.name, mode: "lines+markers", type: "scatter"}));
+      await Plotly.newPlot(div, traces, {title: {text: c.title, font: {size: 13}}, margin: {l: 45, r: 15, t: 36, b: 80},
+                                         legend: {orientation: "h", y: -0.3}}, {displaylogo: false, responsive: true});
     }
     document.body.dataset.loaded = "monitoring";
   }

@@ -84,7 +84,7 @@
         const cb = L.el("input", {type: "checkbox", id, checked: state.cols.includes(c)});
         cb.addEventListener("change", () => {
           state.cols = cb.checked ? [...state.cols, c] : state.cols.filter(x => x !== c);
-          localStorage.setItem("lakeml.cols." + exp, JSON.stringify(state.cols)); state.colsFromUrl = true; renderHead(); load();
+          localStorage.setItem("lakeml.cols." + exp, JSON.stringify(state.cols)); renderHead(); load();
         });
         g.append(L.el("div", {}, cb, " ", L.el("label", {for: id, text: k})));
       }
