@@ -34,6 +34,13 @@ def _seed(warehouse) -> dict:
     import lakeml
     from lakeml.identity import acting_as
 
+    from lakeml.clock import now_us
+
+    # "fraud" was proposed 12 days ago and its problem statement (SLA 5 days) is still open: it is stuck
+    past = lakeml.connect(warehouse=str(warehouse), commit_interval=0.2, clock=lambda: now_us() - 12 * 86_400_000_000)
+    with acting_as("carol"):
+        past.projects.create("fraud", problem="Card fraud", customer="bank", roles=ROLES)
+    past.close()
     lake = lakeml.connect(warehouse=str(warehouse), commit_interval=0.2)
     try:
         run = lake.create_run("churn-exp", run_name="churn-v1")
@@ -46,7 +53,6 @@ def _seed(warehouse) -> dict:
                                  experiments=["churn-exp"], models=["churn"])
             lake.projects.complete("churn", "problem_statement",
                                    deliverables={"doc:problem_statement": "Churn costs 5% of revenue"})
-            lake.projects.create("fraud", problem="Card fraud", customer="bank", roles=ROLES)
             lake.projects.create("upsell", problem="Sell more", customer="retail", roles=ROLES)
             lake.projects.cancel("upsell", reason="value below cost")
         mon = lake.committer.buffer("monitoring")
@@ -129,9 +135,20 @@ def test_board_is_a_kanban_by_status_with_customer_and_role_filters(page, site):
     assert "Data mart" in text and "dan" in text  # current step and its assignee
     assert "models:/churn/1" in text and "alerting" in text  # production version, its monitoring status
     assert "value below cost" in page.locator("article[data-project=upsell]").inner_text()
+    # only the step idle past its SLA is marked stuck, with its days in step against the SLA
+    assert page.locator("article.stuck").evaluate_all("els => els.map(e => e.dataset.project)") == ["fraud"]
+    fraud = page.locator("article[data-project=fraud]").inner_text()
+    assert "stuck" in fraud and "(SLA 5 d)" in fraud
+    assert float(fraud.split("In step")[1].split(" d")[0]) == pytest.approx(12, abs=0.1)
     assert page.inner_text("#board-status") == "3 of 3 projects"
     assert labelled_controls(page) == []
     shot(page, "board")
+    with page.context.expect_page() as popup:  # the weekly management summary, as `lakeml projects board --html`
+        page.click("#weekly")
+    weekly = popup.value
+    weekly.wait_for_load_state()
+    assert "fraud" in weekly.content() and "Problem statement" in weekly.content()
+    weekly.close()
 
     _reload_wait(page, lambda: page.select_option("#customer", "retail"))
     assert _columns(page)["in_development"] == ["churn"] and _columns(page)["cancelled"] == ["upsell"]
@@ -169,6 +186,10 @@ def test_project_page_shows_steps_tasks_deliverables_and_history(page, site):
     assert "proposed → in_development" in page.inner_text("#events")
     assert "retail" in page.inner_text("#project-fields")
     shot(page, "project")
+    # an unknown project: the API's 404 message (naming the known projects) is shown
+    page.goto("/project?name=nope")
+    page.wait_for_selector("#toast:has-text(\"no model project 'nope'\")", state="attached")
+    assert "churn, fraud, upsell" in page.inner_text("#toast")
 
 
 def test_monitoring_page_shows_status_alerts_and_drift_charts(page, site):

@@ -81,3 +81,32 @@ def test_lost_project_creation_is_rebuilt_by_the_cli(lake, tmp_path):
     assert rows == [{"name": "gamma", "status": "proposed", "customer": "retail"}]
     assert [t["task_id"] for t in lake.sql("SELECT task_id FROM lakeml.tasks_latest WHERE state = 'ready'")
             .to_dicts()] == ["problem_statement"]
+
+
+KILLED_WRITER = """
+import os, sys
+import lakeml
+from lakeml.identity import acting_as
+lake = lakeml.connect(warehouse=sys.argv[1], commit_interval=3600)
+with acting_as("carol"):
+    lake.projects.complete("delta", "problem_statement", deliverables={"doc:problem_statement": "x"})
+print(lake.committer.pending_rows(), flush=True)
+os._exit(0)  # killed: no exit-time flush, the projection rows die with the process
+"""
+
+
+def test_a_process_killed_after_its_ledger_commit_is_healed_by_the_next_board_read(lake, tmp_path):
+    import subprocess
+    import sys
+
+    with acting_as("carol"):
+        lake.projects.create("delta", customer="retail", roles=ROLES)
+    lake.flush()
+    out = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path / "wh")], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.split()[-1]) == 3  # the projects row and two tasks rows were pending when it died
+    assert lake.projects.get("delta").status == "in_development"  # the ledger has the transition
+    assert _raw_board(lake, "delta") == {"status": "proposed", "current_task": "problem_statement"}
+    row = lake.projects.board(customer="retail").to_dicts()[0]
+    assert (row["project"], row["status"], row["current_task"]) == ("delta", "in_development", "data_mart")

@@ -130,6 +130,15 @@ def test_logged_features_are_the_rows_as_sent(body):
                                                               {"a": 1000.0, "b": 0.1}]
 
 
+def test_logged_features_keep_odd_column_names():
+    from lakeml.serving import protocol
+
+    sig = {"inputs": [{"name": "rate%s", "type": "double"}, {"name": 'q"uote', "type": "long"}]}
+    body = json.dumps({"dataframe_split": {"columns": ["rate%s", 'q"uote'], "data": [[0.5, 2], [1, 3]]}}).encode()
+    batch = protocol.validate(protocol.parse(body, None), sig)
+    assert [json.loads(f) for f in batch.features_json()] == [{"rate%s": 0.5, 'q"uote': 2}, {"rate%s": 1, 'q"uote': 3}]
+
+
 def test_malformed_bodies(iris_server):
     srv = iris_server[0]
     r = _post(srv.url, content=b"{not json", headers={"Content-Type": "application/json"})

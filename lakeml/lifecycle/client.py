@@ -588,10 +588,6 @@ def _date_arg(d: date | str | None) -> str | None:
         raise InvalidInputError(f"target date {d!r} is not a date; write it as YYYY-MM-DD") from None
 
 
-def _date_days(d: str | None) -> int | None:
-    return (date.fromisoformat(d) - date(1970, 1, 1)).days if d else None
-
-
 def _names(items: Iterable[str], what: str) -> list[str]:
     out = []
     for x in [items] if isinstance(items, str) else items:

@@ -257,13 +257,14 @@ class DuckEngine:
             else:
                 self._prepare(sql if tables is None else f"{sql} {' '.join(tables)}")
             con = self.session.con
-            rel = con.sql(sql, params=params or None)
+            args = literal_args(params)
+            rel = _relation(con, sql, params, args)
             cols = list(rel.columns)
             tz = [i for i, t in enumerate(rel.types) if str(t) == "TIMESTAMP WITH TIME ZONE"]
             if tz:  # fetched as microseconds: DuckDB would need pytz and the session's time zone
                 swap = ", ".join(f"epoch_us({ident(cols[i])}) AS {ident(cols[i])}" for i in tz)
-                sql = f"SELECT * REPLACE ({swap}) FROM ({sql}) AS __q"
-            out = con.execute(sql, params or []).fetchall()
+                rel = _relation(con, f"SELECT * REPLACE ({swap}) FROM ({sql}) AS __q", params, args)
+            out = rel.fetchall()
         if tz:
             out = [tuple(_utc(v) if i in tz else v for i, v in enumerate(r)) for r in out]
         return cols, out
@@ -355,6 +356,49 @@ class DuckEngine:
                 self.session.con = None
             self.tables.reset()
             self.namespaces.reset()
+
+
+def _literal(value: Any) -> str | None:
+    """``value`` as a DuckDB SQL literal, or None when it is not a plain str/int/float/bool/None."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) + "::DOUBLE" if value == value and abs(value) != float("inf") else f"'{value}'::DOUBLE"
+    if isinstance(value, str) and "\x00" not in value:
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, (list, tuple)) and value:
+        items = [_literal(v) for v in value]
+        return None if None in items else "[" + ", ".join(items) + "]"
+    return None
+
+
+def literal_args(params: list | tuple | dict | None) -> str | None:
+    """The arguments of ``EXECUTE stmt(...)`` for ``params`` as literals, or None (bind them instead).
+
+    Binding Python values makes DuckDB import pandas (and pyarrow) when pandas is installed, about
+    0.4 s; passing literals to a prepared statement keeps a cold CLI read free of both."""
+    if not params:
+        return None
+    items = params.items() if isinstance(params, dict) else enumerate(params)
+    out = []
+    for key, value in items:
+        lit = _literal(value)
+        if lit is None:
+            return None
+        out.append(f"{ident(str(key))} := {lit}" if isinstance(params, dict) else lit)
+    return ", ".join(out)
+
+
+def _relation(con: Any, sql: str, params: Any, args: str | None) -> Any:
+    """A relation of ``sql`` with ``params``: a prepared statement run with literal ``args`` when given."""
+    if args is None:
+        return con.sql(sql, params=params or None)
+    con.execute(f"PREPARE __lakeml_rows AS {sql}")
+    return con.sql(f"EXECUTE __lakeml_rows({args})")
 
 
 def _utc(us: int | None) -> Any:

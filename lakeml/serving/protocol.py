@@ -72,7 +72,7 @@ class Batch:
         parts = _ROW_SEP.split(body[start.end():end.start()])
         if len(parts) != len(self.rows):
             return None
-        tmpl = "{" + ",".join(f"{json.dumps(c)}:%s" for c in cols) + "}"
+        tmpl = "{" + ",".join(json.dumps(c).replace("%", "%%") + ":%s" for c in cols) + "}"
         width = len(cols)
         out = []
         for p in parts:

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
 
 from lakeml.server.deps import Principal, lake_of, require
 from lakeml.server.portal.pages import HERE, add_page
@@ -56,6 +57,18 @@ def board(request: Request, customer: Optional[str] = None, role: Optional[str] 
                                                             if r})
     return {"statuses": list(STATUSES), "cards": [_card(r) for r in rows], "customers": customers, "roles": roles,
             "filters": {"customer": customer or None, "role": role or None}, "projects": len(everyone)}
+
+
+@router.get(API + "/board/weekly.html", response_class=HTMLResponse)
+def weekly(request: Request, _: Principal = Depends(require("read"))) -> HTMLResponse:
+    """The weekly management summary (``lakeml projects board --html``): counts per status, time to
+    production per project, stuck steps."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="lakeml-weekly-") as tmp:
+        text = lake_of(request).projects.weekly_summary(Path(tmp) / "weekly.html").read_text(encoding="utf-8")
+    return HTMLResponse(text, headers={"Cache-Control": "no-store"})
 
 
 @router.get(API + "/project")
