@@ -13,6 +13,7 @@ roles (``roles=``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import threading
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from lakeml.clock import now_us
-from lakeml.errors import ConflictError, InvalidInputError, NotFoundError, RoleError
+from lakeml.errors import ConflictError, InvalidInputError, NotFoundError, RoleError, StorageError
 from lakeml.ids import experiment_id_for
 from lakeml.lifecycle import process as proc
 from lakeml.lifecycle.deliverables import Checker, Completion
@@ -29,6 +30,8 @@ from lakeml.lifecycle.ledger import Plan, ProjectLedger
 from lakeml.lifecycle.notify import Notifier, load_webhooks
 from lakeml.lifecycle.records import Project, ProjectsState, Task
 from lakeml.lifecycle.sync import SyncResult, find_gaps, project_row, rebuild, task_row
+
+log = logging.getLogger("lakeml.lifecycle")
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -451,7 +454,11 @@ class Projects:
         ``projects``/``tasks`` rows the ledger has and they lack, see :meth:`sync`), filtered."""
         self.committer.flush()
         self.before_read()
-        self.sync()
+        try:
+            self.sync()
+        except StorageError as e:  # a reader that may not write (read-only keys) still gets the board
+            log.warning("lakeml: could not repair the projects/tasks tables (%s); the board may lag the "
+                        "ledger until 'lakeml projects sync' runs with write access", e)
         where, params = [], []
         for col, val in (("status", status), ("customer", customer), ("role", role)):
             if val is not None:

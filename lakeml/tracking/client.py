@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
@@ -72,6 +73,7 @@ class TrackingClient:
         self._seq = itertools.count()
         self._lock = threading.RLock()
         self._facts = ProcessFacts()
+        self.unknown_run_grace = 0.0  # seconds to wait for an unknown run id to appear (lakeml server sets it)
         # Buffers (and the committer's thread) come on first write: a reader starts neither.
         self._buf = _Buffers(committer)
         self.inputs = RunInputs(config, store, committer.lazy_buffer("inputs"), self.run_state, self.get_run,
@@ -191,12 +193,24 @@ class TrackingClient:
         if st is not None:
             return st
         v.validate_run_id(run_id)
-        run = self.get_run(run_id)
+        run = self._get_run_patiently(run_id)
         st = RunState(run.experiment_id, run.experiment_name, run.run_name, run.parent_run_id,
                       int(run.start_time.timestamp() * 1e6) if run.start_time else None, dict(run.params),
                       run.status)
         with self._lock:
             return self._runs.setdefault(run_id, st)
+
+    def _get_run_patiently(self, run_id: str) -> Run:
+        """``get_run``, retried for ``unknown_run_grace`` seconds while the run is not found: a server
+        replica sees a run created through another replica only once that replica has committed it."""
+        deadline = time.monotonic() + self.unknown_run_grace
+        while True:
+            try:
+                return self.get_run(run_id)
+            except NotFoundError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
 
     # -- logging ------------------------------------------------------------------------------
     def log_metric(self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None) -> None:

@@ -35,6 +35,6 @@ class ProcessFacts:
             self._facts = (runinfo.current_user(), runinfo.source(), runinfo.git_commit(), runinfo.host())
             self._pid = os.getpid()
         acting = acting_user()
-        if acting:  # a server request: the caller's token name, not the server's OS user
-            return (acting, *self._facts[1:])
+        if acting:  # a server request: the caller's token name; the server's script and commit are not the run's
+            return (acting, None, None, self._facts[3])
         return self._facts
