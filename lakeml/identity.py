@@ -32,3 +32,22 @@ def acting_as(user: str | None) -> Iterator[None]:
 def set_acting_user(user: str | None) -> None:
     """Set the acting user for the rest of this context (a request's task or thread)."""
     _acting_user.set(user)
+
+
+_run_source: ContextVar[tuple[str | None, str | None] | None] = ContextVar("lakeml_run_source", default=None)
+
+
+def run_source() -> tuple[str | None, str | None]:
+    """The entry point and git commit a server request declared for the run it creates (or Nones)."""
+    return _run_source.get() or (None, None)
+
+
+@contextmanager
+def declaring_source(source: str | None, git_commit: str | None) -> Iterator[None]:
+    """Runs created inside the block record ``source``/``git_commit`` (the client's, e.g. MLflow's
+    ``mlflow.source.name`` tag) instead of the serving process's own, which are not the run's."""
+    token = _run_source.set((source, git_commit))
+    try:
+        yield
+    finally:
+        _run_source.reset(token)

@@ -284,7 +284,7 @@ def test_tables_read_back_with_pyiceberg_and_native_runs_match(server, client, f
     wh = Path(server.warehouse)
     cat = SqlCatalog("lakeml", uri=f"sqlite:///{wh / 'catalog.db'}", warehouse=wh.as_uri())
     runs = cat.load_table("lakeml.runs").scan().to_arrow().to_pylist()
-    mine = [r for r in runs if r["run_id"] == run_id]
+    mine = sorted((r for r in runs if r["run_id"] == run_id), key=lambda r: (r["event_time"], r["event_seq"]))
     assert [r["status"] for r in mine] == ["RUNNING", "FINISHED"]
     assert mine[-1]["run_name"] == "fluent-parent" and mine[-1]["user"]
     child = [r for r in runs if r["run_id"] == child_id][-1]
@@ -311,8 +311,16 @@ def test_tables_read_back_with_pyiceberg_and_native_runs_match(server, client, f
         lake.set_terminated(native.run_id, wait=True)
         cols = lake.sql("SELECT * FROM lakeml.runs_latest WHERE run_id IN ($1, $2)", params=[run_id, native.run_id])
         rows = {r["run_id"]: r for r in cols.to_dicts()}
-        filled = {rid: {k for k, val in r.items() if val is not None and k not in ("error",)} for rid, r in rows.items()}
+        # git_commit: lakeml takes the working directory's commit, MLflow the entry point's, if any; the
+        # run keeps whatever the MLflow client declared (its mlflow.source.git.commit tag)
+        filled = {rid: {k for k, val in r.items() if val is not None and k not in ("error", "git_commit")}
+                  for rid, r in rows.items()}
         assert filled[run_id] == filled[native.run_id]
+        declared = {t["key"]: t["value"] for t in cat.load_table("lakeml.tags").scan().to_arrow().to_pylist()
+                    if t["run_id"] == run_id}.get("mlflow.source.git.commit")
+        assert rows[run_id]["git_commit"] == declared
+        # the client's entry point (this pytest process, like the native run's), not the server's
+        assert rows[run_id]["source"] == rows[native.run_id]["source"] and "lakeml/server" not in rows[run_id]["source"]
         assert rows[run_id]["experiment_name"] == rows[native.run_id]["experiment_name"] == "rest-fluent"
         views = lake.sql("SELECT run_id, key, value FROM lakeml.params WHERE run_id IN ($1, $2) AND key = 'lr'",
                          params=[run_id, native.run_id])

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Mapping
 from lakeml import validation as v
 from lakeml.entities import Metric, Param, RunStatus, RunTag
 from lakeml.errors import InvalidInputError, NotFoundError
+from lakeml.identity import declaring_source
 from lakeml.ids import DEFAULT_EXPERIMENT, experiment_id_for
 from lakeml.mlflow_compat import convert as C
 from lakeml.mlflow_compat import search as S
@@ -173,8 +174,10 @@ class MlflowTracking:
         tags = dict(_kv_items(req, "tags"))
         run_name, parent, rest = T.split_create_tags(tags, _str_field(req, "run_name", required=False))
         start = _int_field(req, "start_time")
-        run = self.durable(lambda: self.lake.tracking.create_run(exp.name, run_name=run_name, parent_run_id=parent,
-                                                                 tags=rest or None, start_time_ms=start))
+        with declaring_source(tags.get(T.SOURCE_NAME), tags.get(T.GIT_COMMIT)):  # the client's, not the server's
+            run = self.durable(lambda: self.lake.tracking.create_run(exp.name, run_name=run_name,
+                                                                     parent_run_id=parent, tags=rest or None,
+                                                                     start_time_ms=start))
         run = _replace(run, tags={**({T.LAKEML_PARENT: parent} if parent else {}), **{k: str(x) for k, x in
                                                                                        rest.items()}},
                        user=req.get("user_id") or None)

@@ -36,7 +36,7 @@ def create_app(lake: Any, settings: ServerSettings | None = None, *, auth: Any =
                   openapi_url="/api/v1/openapi.json")
     app.state.lake = lake
     if getattr(lake, "tracking", None) is not None:  # replicas: a run made through another one appears
-        lake.tracking.unknown_run_grace = 3 * settings.commit_interval + 2  # once that one has committed it
+        lake.tracking.unknown_run_grace = 2 * settings.commit_interval + 1  # once that one has committed it
     app.state.settings = settings
     if auth is None:
         from lakeml.server.auth import TokenAuth

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from lakeml import validation as v
 from lakeml.clock import us_to_datetime
+from lakeml.identity import acting_user, run_source
 from lakeml.entities import DatasetInput, Experiment, Metric, Param, Run, RunStatus, RunTag
 from lakeml.errors import ConflictError, InvalidInputError, NotFoundError
 from lakeml.ids import DEFAULT_EXPERIMENT, experiment_id_for
@@ -144,6 +145,8 @@ class TrackingClient:
         run_name = run_name or f"run-{run_id[:8]}"
         start = start_time_ms * 1000 if start_time_ms is not None else self.clock()
         state = RunState(eid, experiment, run_name, parent_run_id, start)
+        if acting_user() is not None:
+            state.source, state.git_commit = run_source()
         with self._lock:
             self._runs[run_id] = state
         self._event(run_id, state, RunStatus.RUNNING, None, None)
@@ -155,6 +158,8 @@ class TrackingClient:
 
     def _event(self, run_id: str, st: RunState, status: RunStatus, end_us: int | None, error: str | None) -> None:
         user, source, commit, host = self._facts.get()
+        if acting_user() is not None:  # a server request: the run's own source, from its creation
+            source, commit = st.source, st.git_commit
         self._buf["runs"].add((run_id, st.experiment_id, self.clock(), next(self._seq), status.value, st.run_name,
                                st.parent_run_id, st.start_us, end_us, user, source, commit, error, host,
                                os.getpid(), st.experiment_name))
@@ -196,7 +201,7 @@ class TrackingClient:
         run = self._get_run_patiently(run_id)
         st = RunState(run.experiment_id, run.experiment_name, run.run_name, run.parent_run_id,
                       int(run.start_time.timestamp() * 1e6) if run.start_time else None, dict(run.params),
-                      run.status)
+                      run.status, source=run.source, git_commit=run.git_commit)
         with self._lock:
             return self._runs.setdefault(run_id, st)
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from lakeml.entities import RunStatus
-from lakeml.identity import acting_user
+from lakeml.identity import acting_user, run_source
 from lakeml.tracking import runinfo
 
 
@@ -21,6 +21,8 @@ class RunState:
     start_us: int | None
     params: dict[str, str] = field(default_factory=dict)
     status: RunStatus = RunStatus.RUNNING
+    source: str | None = None  # entry point and git commit of the run (kept for its later events when a
+    git_commit: str | None = None  # server writes them: the server's own process facts are not the run's)
 
 
 class ProcessFacts:
@@ -35,6 +37,6 @@ class ProcessFacts:
             self._facts = (runinfo.current_user(), runinfo.source(), runinfo.git_commit(), runinfo.host())
             self._pid = os.getpid()
         acting = acting_user()
-        if acting:  # a server request: the caller's token name; the server's script and commit are not the run's
-            return (acting, None, None, self._facts[3])
+        if acting:  # a server request: the caller's token name and the source it declared, not the server's
+            return (acting, *run_source(), self._facts[3])
         return self._facts

@@ -10,7 +10,7 @@ timestamp; default now) and ``run_id``. The answer comes once the rows are in th
 from __future__ import annotations
 
 import json
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -192,15 +192,7 @@ def _log_batch_sync(request: Request, run_id: str, raw: bytes, principal: Princi
     except ValueError as e:
         raise ApiError(400, str(e), field="run_id") from None
     if _is_arrow(request):
-        def prepare() -> Any:
-            table, run_ids = arrow_metrics(raw, run_id, lake.store.contracts["metrics"], lake.clock())
-            _check_runs(lake, run_ids)
-            return table
-
-        def add(table: Any) -> int:
-            if table.num_rows:
-                lake.committer.buffer("metrics").add_arrow(table)
-            return table.num_rows
+        prepare, add = _arrow_write(lake, raw, run_id)
     else:
         batch = _json_batch(raw)
 
@@ -237,9 +229,19 @@ def _log_points_sync(request: Request, raw: bytes, principal: Principal) -> JSON
                        field="Content-Type")
     lake = lake_of(request)
     key, retry = write_key(request)
+    prepare, add = _arrow_write(lake, raw, None)
 
+    dup, table = ingest_of(request).write(key, retry, principal.name, "points", prepare, add,
+                                          since_ms=batch_time(request))
+    n = 0 if dup else table.num_rows
+    return JSONResponse({"accepted": n, "duplicate": dup}, headers=duplicate_headers(dup))
+
+
+def _arrow_write(lake: Any, raw: bytes, run_id: str | None) -> tuple[Callable[[], Any], Callable[[Any], int]]:
+    """The ``prepare``/``add`` pair of an Arrow IPC body of metric points (``run_id``: the route's run,
+    or None when the body has a ``run_id`` column) for :meth:`Ingest.write`."""
     def prepare() -> Any:
-        table, run_ids = arrow_metrics(raw, None, lake.store.contracts["metrics"], lake.clock())
+        table, run_ids = arrow_metrics(raw, run_id, lake.store.contracts["metrics"], lake.clock())
         _check_runs(lake, run_ids)
         return table
 
@@ -248,7 +250,4 @@ def _log_points_sync(request: Request, raw: bytes, principal: Principal) -> JSON
             lake.committer.buffer("metrics").add_arrow(table)
         return table.num_rows
 
-    dup, table = ingest_of(request).write(key, retry, principal.name, "points", prepare, add,
-                                          since_ms=batch_time(request))
-    n = 0 if dup else table.num_rows
-    return JSONResponse({"accepted": n, "duplicate": dup}, headers=duplicate_headers(dup))
+    return prepare, add
