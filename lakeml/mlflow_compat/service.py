@@ -100,7 +100,7 @@ class MlflowTracking:
         self._names: dict[str, Any] = {}  # experiment id -> Experiment (names never change)
         self._lock = threading.Lock()
 
-    def _handoff(self, add: Callable[[], Any]) -> Any:
+    def _handoff(self, add: Callable[[], Any], key: str | None = None) -> Any:
         out = add()
         self.lake.committer.handoff()
         return out
@@ -270,13 +270,13 @@ class MlflowTracking:
         metrics = metric_columns(req.get("metrics"), self.lake.tracking.clock() // 1000)
         params = [Param(k, val) for k, val in _kv_items(req, "params")]
         tags = [RunTag(k, "" if val is None else val) for k, val in _kv_items(req, "tags")]
-        self._log(run_id, metrics, params, tags)
+        self._log(run_id, metrics, params, tags, key=batch_key(run_id, req) if req.get("metrics") else None)
         return {}
 
-    def _log(self, run_id: str, metrics: list, params: list, tags: list) -> None:
+    def _log(self, run_id: str, metrics: list, params: list, tags: list, key: str | None = None) -> None:
         tracking = self.lake.tracking
         tracking.run_state(run_id)  # reads (NotFoundError) before the buffering, which must not read
-        self.durable(lambda: tracking.log_batch(run_id, metrics=metrics, params=params, tags=tags))
+        self.durable(lambda: tracking.log_batch(run_id, metrics=metrics, params=params, tags=tags), key=key)
 
     def log_metric(self, req: Mapping[str, Any]) -> dict[str, Any]:
         key = field(req, "key")
@@ -462,3 +462,15 @@ def order_experiments(exps: list, order_by: Iterable[str]) -> list:
                                     "creation_time or last_update_time")
         out.sort(key=getters[col], reverse=desc)
     return out
+
+
+def batch_key(run_id: str, req: Mapping[str, Any]) -> str:
+    """An idempotency key for an MLflow log-batch (its protocol has none): a digest of the run and the
+    points. A batch re-sent after a lost acknowledgement (a server killed mid-request) is then stored
+    once, as MLflow's own stores keep one row per (run, key, timestamp, step, value)."""
+    import hashlib
+    import json
+
+    blob = json.dumps([run_id, req.get("metrics"), req.get("params"), req.get("tags")], sort_keys=True,
+                      separators=(",", ":"), default=str)
+    return "mlflow-" + hashlib.sha256(blob.encode()).hexdigest()[:40]

@@ -36,7 +36,7 @@ def _kv(items: Any) -> list[dict[str, Any]]:
     return [{"key": i.key, "value": i.value} for i in items or []]
 
 
-def _buffer_only(add: Callable[[], Any]) -> Any:
+def _buffer_only(add: Callable[[], Any], key: str | None = None) -> Any:
     """Logging in-process buffers rows, as lakeml's own verbs do (no spool hand-off per call)."""
     return add()
 

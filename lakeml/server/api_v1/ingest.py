@@ -111,6 +111,27 @@ class Ingest:
         self._inflight: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self.duplicates = 0
+        self._preload()
+
+    def _preload(self, window_s: float = 3600.0) -> None:
+        """Remember the keys accepted in the last ``window_s`` (by any process: after a restart, the
+        dead server's spool is recovered first), so a re-sent batch whose client cannot say it is a
+        retry (MLflow's log-batch) is still recognised."""
+        from pyiceberg.expressions import GreaterThanOrEqual
+
+        try:
+            self.lake.query.before_read()
+            tbl = self.lake.store.table(TABLE, refresh=True)
+            if tbl.current_snapshot() is None:
+                return
+            since = (time.time() - window_s) * 1e6
+            keys = tbl.scan(row_filter=GreaterThanOrEqual("accepted_at", int(since)),
+                            selected_fields=("batch_id",)).to_arrow().column("batch_id").to_pylist()
+        except Exception as e:  # never stop writes: a retry is then looked up in the table as before
+            log.warning("could not preload recent batch ids from %s: %s", TABLE, e)
+            return
+        for k in keys[-REMEMBER:]:
+            self._accepted[k] = None
 
     @classmethod
     def of(cls, app_state: Any, lake: Any) -> "Ingest":

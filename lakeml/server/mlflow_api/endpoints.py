@@ -80,7 +80,7 @@ class Services:
 
         self.lake = lake
         self.proxy = ArtifactProxy(lake)
-        self.tracking = MlflowTracking(lake, durable=lambda add: _durable(app_state, lake, add))
+        self.tracking = MlflowTracking(lake, durable=lambda add, key=None: _durable(app_state, lake, add, key))
         self.models = MlflowModels(lake, self.proxy, self.tracking)
         self.registry = MlflowRegistry(lake, to_proxy=self.proxy.to_proxy_uri, from_proxy=self._from_proxy,
                                        logged_models=self.models.store)
@@ -104,9 +104,10 @@ class Services:
         return svc
 
 
-def _durable(app_state: Any, lake: Any, add: Callable[[], Any]) -> Any:
+def _durable(app_state: Any, lake: Any, add: Callable[[], Any], key: str | None = None) -> Any:
     """Buffer rows with ``add`` and return once they are safe against kill -9 (one grouped fsync of the
-    spool for every request waiting at that moment: /api/v1's door, :mod:`lakeml.server.api_v1.ingest`)."""
+    spool for every request waiting at that moment: /api/v1's door, :mod:`lakeml.server.api_v1.ingest`).
+    ``key``: an idempotency key; a write whose key was accepted before (also before a restart) is skipped."""
     from lakeml.identity import acting_user
     from lakeml.server.api_v1.ingest import Ingest
 
@@ -116,7 +117,7 @@ def _durable(app_state: Any, lake: Any, add: Callable[[], Any]) -> Any:
         out.append(add())
         return 0
 
-    Ingest.of(app_state, lake).write(None, False, acting_user(), "mlflow", lambda: None, do, atomic=False)
+    Ingest.of(app_state, lake).write(key, False, acting_user(), "mlflow", lambda: None, do, atomic=key is not None)
     return out[0] if out else None
 
 
