@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import urllib.request
 from pathlib import Path
 
@@ -144,11 +145,30 @@ def test_bad_filter_shows_the_rule(page, site):
 
 def test_run_page_chart_keeps_spike_and_last_point(page, site):
     page.goto(f"/run/{site['long_run']}")
+    # first paint: the SVG chart of quickchart.js, drawn before plotly.js is even requested
     page.wait_for_selector("body[data-chart=drawn]")
     assert "100000 points" in page.inner_text("#chart-info")
+    svg = page.evaluate("""() => {
+        const s = document.querySelector('#chart-quick svg'), r = s.querySelector('g.axes rect'), c = s.querySelector('circle.last');
+        return {d: s.querySelector('path.line').getAttribute('d'), n: +s.querySelector('path.line').dataset.points,
+                x: s.dataset.x.split(' ').map(Number), left: +r.getAttribute('x'), width: +r.getAttribute('width'),
+                label: s.getAttribute('aria-label'), last: [+c.dataset.step, +c.dataset.value, +c.getAttribute('cx')]}; }""")
+    verts = [(float(a), float(b)) for a, b in re.findall(r"[ML]([-\d.]+) ([-\d.]+)", svg["d"])]
+    assert svg["d"].startswith("M") and svg["d"].count("M") == 1  # one unbroken line (no NaN in this series)
+    assert len(verts) == svg["n"] and 1000 < svg["n"] <= 2000
+    assert svg["x"] == [0, 99_999] and svg["last"][0] == 99_999
+    assert svg["last"][2] == pytest.approx(svg["left"] + svg["width"], abs=0.1)  # last point at the right edge
+    top = min(range(len(verts)), key=lambda i: verts[i][1])  # the highest vertex on screen (smallest pixel y)
+    step_of_top = svg["x"][0] + (verts[top][0] - svg["left"]) / svg["width"] * (svg["x"][1] - svg["x"][0])
+    assert abs(step_of_top - site["spike_step"]) <= 2 * 99_999 / svg["width"]  # the spike, within a pixel or two
+    assert "loss" in svg["label"] and "last step 99999" in svg["label"]
+    # then plotly.js, loaded after the first paint, swaps in the interactive chart with the same points
+    page.wait_for_selector("body[data-interactive=ready]")
+    assert page.locator("#chart .main-svg").count() > 0 and page.locator("#chart-quick").is_hidden()
     xs, ys = page.evaluate("() => { const d = document.getElementById('chart').data[0]; return [d.x, d.y]; }")
     assert len(xs) <= 2000 and xs[0] == 0 and xs[-1] == 99_999
     assert max(ys) == 25.0 and xs[ys.index(max(ys))] == site["spike_step"]
+    assert len(xs) == svg["n"] and ys.index(max(ys)) == top and svg["last"][1] == ys[-1]
     assert page.title().startswith("long-run")
     assert "churn-model v2" in page.inner_text("#versions")
     assert "features.csv" in page.inner_text("#inputs")

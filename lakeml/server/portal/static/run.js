@@ -1,5 +1,5 @@
 "use strict";
-(async function () {
+(async function (staticPrefix) {
   const runId = decodeURIComponent(location.pathname.split("/").pop());
   const $ = (id) => document.getElementById(id);
   let run;
@@ -35,17 +35,48 @@
   const sel = $("metric-key");
   for (const k of keys) sel.append(L.el("option", {value: k, text: `${k} (${run.metric_points[k]} points)`}));
   const want = L.q().get("metric"); if (want && keys.includes(want)) sel.value = want;
-  const plotlyReady = new Promise(res => { if (window.Plotly) res(); else window.addEventListener("load", res); });
+  // First paint: a small SVG chart (quickchart.js) as soon as the series arrives; plotly.js (4.8 MB to
+  // parse) is injected after that paint and the interactive chart replaces the SVG when it is ready.
+  let plotlyReady = null;
+  function loadPlotly() {
+    if (!plotlyReady) plotlyReady = new Promise((res, rej) => {
+      if (window.Plotly) { res(); return; }
+      const sc = document.createElement("script");
+      sc.src = staticPrefix + "plotly.min.js"; sc.onload = res;
+      sc.onerror = () => rej(new Error("plotly.js did not load; the chart stays static"));
+      document.head.append(sc);
+    });
+    return plotlyReady;
+  }
+  const afterPaint = () => new Promise(res => requestAnimationFrame(() => setTimeout(res, 0)));
+  let drawing = 0;
   async function chart() {
     if (!sel.value) { $("chart-info").textContent = "No metrics logged."; return; }
     L.setQ({metric: sel.value});
-    const t0 = performance.now();
+    const t0 = performance.now(), mine = ++drawing;
     const s = await L.api(`/portal/api/run/${encodeURIComponent(runId)}/metric?` + new URLSearchParams({key: sel.value, points: 2000}));
-    await plotlyReady;  // the series was fetched while plotly.js was still loading
-    const layout = {margin: {t: 20, r: 20, b: 40, l: 60}, xaxis: {title: {text: "step"}}, yaxis: {title: {text: s.key}, type: $("logy").checked ? "log" : "linear"}};
-    await Plotly.react("chart", [{x: s.steps, y: s.values.map(L.y), type: "scatter", mode: "lines", name: s.key}], layout, {responsive: true, displaylogo: false});
-    $("chart-info").textContent = `${s.total} points` + (s.downsampled ? `, ${s.steps.length} drawn (min/max per bucket, first and last kept)` : "") + ` · ${Math.round(performance.now() - t0)} ms`;
+    if (mine !== drawing) return;  // another metric was picked meanwhile
+    const ys = s.values.map(L.y), logy = $("logy").checked;
+    const info = `${s.total} points` + (s.downsampled ? `, ${s.steps.length} drawn (min/max per bucket, first and last kept)` : "");
+    if (!window.Plotly) {
+      const quick = $("chart-quick");
+      quick.hidden = false; $("chart").hidden = true;
+      QuickChart.draw(quick, {x: s.steps, y: ys, log: logy, yTitle: s.key,
+        title: `${s.key} by step: ${info}, last step ${s.steps[s.steps.length - 1]} = ${L.num(ys[ys.length - 1])}`});
+      $("chart-info").textContent = info + ` · ${Math.round(performance.now() - t0)} ms`;
+      document.body.dataset.chart = "drawn";
+      await afterPaint();
+    }
+    await loadPlotly();
+    if (mine !== drawing) return;
+    $("chart").hidden = false;  // shown and drawn in the same task: no blank frame between the two charts
+    const layout = {margin: {t: 20, r: 20, b: 40, l: 60}, xaxis: {title: {text: "step"}}, yaxis: {title: {text: s.key}, type: logy ? "log" : "linear"}};
+    const drawn = Plotly.react("chart", [{x: s.steps, y: ys, type: "scatter", mode: "lines", name: s.key}], layout, {responsive: true, displaylogo: false});
+    $("chart-quick").hidden = true;
+    await drawn;
+    $("chart-info").textContent = info + ` · ${Math.round(performance.now() - t0)} ms`;
     document.body.dataset.chart = "drawn";
+    document.body.dataset.interactive = "ready";
   }
   sel.addEventListener("change", chart); $("logy").addEventListener("change", chart);
   chart().catch(e => { $("chart-info").textContent = e.message; });
@@ -79,4 +110,4 @@
     if (r.headers.get("X-Lakeml-Truncated") === "1") box.append(L.el("p", {class: "meta", text: "Preview cut at 512 KiB; download for the whole file."}));
   }
   browse("").catch(e => { $("artifacts").replaceChildren(L.el("li", {class: "error", text: e.message})); });
-})();
+})(document.currentScript.src.replace(/run\.js(\?.*)?$/, ""));
