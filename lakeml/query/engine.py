@@ -320,8 +320,8 @@ class DuckEngine:
         with self._lock:
             self.refresh(["metrics"])
             if self.tables.bound["metrics"].listing is not None:  # cached: the point cache answers
-                keys = self.history.metric_history(run_id).column("key").to_pylist()
-                return {k: keys.count(k) for k in dict.fromkeys(keys)}
+                counts = self.history.metric_history(run_id).column("key").value_counts()  # vectorised
+                return {k.as_py(): n.as_py() for k, n in zip(counts.field("values"), counts.field("counts"))}
             rows = self.session.con.execute("SELECT key, count(*) FROM lakeml.metrics WHERE run_id = $1 "
                                             "GROUP BY key ORDER BY key", [run_id]).fetchall()
         return dict(rows)

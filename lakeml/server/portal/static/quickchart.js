@@ -20,7 +20,9 @@ const QuickChart = (function () {
   }
   function fmt(v) {
     const a = Math.abs(v);
-    if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(1).replace("e+", "e");
+    if (a >= 1e9 || (a !== 0 && a < 1e-3)) return v.toExponential(1).replace("e+", "e");
+    if (a >= 1e6) return +(v / 1e6).toPrecision(4) + "M";
+    if (a >= 1e4) return +(v / 1e3).toPrecision(4) + "k";
     return String(+v.toPrecision(4));
   }
   // draw(container, {x, y, title, log}) -> the <svg>. x: steps, y: numbers (NaN/inf break the line)
