@@ -46,7 +46,8 @@ def markdown_files() -> list[Path]:
     """README.md, docs/*.md and every other Markdown file of the project (not in hidden or build folders)."""
     found = []
     for folder, dirs, files in os.walk(ROOT):
-        dirs[:] = [d for d in dirs if not (d.startswith(".") or d in SKIP_DIRS or d.endswith(".egg-info"))]
+        dirs[:] = [d for d in dirs if not (d.startswith(".") or d in SKIP_DIRS or d.endswith(".egg-info")
+                                           or (Path(folder) / d / "pyvenv.cfg").exists())]  # any virtualenv
         found += [Path(folder) / f for f in files if f.endswith(".md")]
     return sorted(found, key=lambda p: (p != ROOT / "README.md", str(p)))
 
