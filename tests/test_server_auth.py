@@ -238,7 +238,7 @@ def test_refusing_a_public_bind_without_tokens(tmp_path):
 
     out = CliRunner().invoke(app, ["server", "--host", "0.0.0.0", "--port", "1", "--warehouse", str(wh)])
     assert out.exit_code == 1
-    assert "refusing to serve on 0.0.0.0 without tokens" in out.stderr and "--insecure" in out.stderr
+    assert "refusing to serve on 0.0.0.0 with no token configured, since anyone" in out.stderr and "--insecure" in out.stderr
     assert out.stderr.count("\n") == 1
     with lakeml.connect(warehouse=wh) as lake:
         # --insecure: allowed, anonymous until a token exists

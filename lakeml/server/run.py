@@ -75,7 +75,7 @@ def check_bind(lake: Any, settings: ServerSettings, *, lazy: bool = False) -> An
         raise ConfigError(f"cannot read the server's tokens ({type(auth.last_error).__name__}: {auth.last_error}); "
                           "check the catalog with 'lakeml doctor'") from auth.last_error
     if not is_loopback(settings.host) and not auth.live_tokens and not settings.insecure:
-        raise ConfigError(f"refusing to serve on {settings.host} without tokens: anyone who can reach it could "
+        raise ConfigError(f"refusing to serve on {settings.host} with no token configured, since anyone who can reach it could "
                           "read and change the lake. Create one first ('lakeml server token create --name NAME "
                           "--scope write'), bind 127.0.0.1, or pass --insecure")
     return auth
