@@ -21,6 +21,7 @@ from lakeml.clock import Clock, datetime_to_us, now_us
 from lakeml.errors import StorageError
 from lakeml.lifecycle.records import ProjectsState
 from lakeml.storage.committer import BATCH_ID, WRITER, is_committed, rows_to_arrow
+from lakeml.storage.eventlog import OutcomeUnknown, new_event_rows
 from lakeml.storage.tables import append
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,10 +40,6 @@ class Plan:
     rows: list[dict[str, Any]] = field(default_factory=list)
     result: Any = None
     error: Exception | None = None
-
-
-class _OutcomeUnknown(Exception):
-    pass
 
 
 class ProjectLedger:
@@ -84,34 +81,19 @@ class ProjectLedger:
         return data.sort_by("event_seq").to_pylist()
 
     def _fold(self, tbl: "Table") -> ProjectsState:
-        from pyiceberg.expressions import AlwaysTrue
-        from pyiceberg.io.pyarrow import ArrowScan
-
         snap = tbl.current_snapshot()
         if snap is None:
             self._snapshot, self._files, self._state = None, frozenset(), ProjectsState()
             return self._state
         if snap.snapshot_id == self._snapshot:
             return self._state
-        try:
-            tasks = list(tbl.scan().plan_files())
-        except Exception as e:
-            raise StorageError(f"cannot read {tbl.name()}: {type(e).__name__}: {e}") from e
-        files = frozenset(t.file.file_path for t in tasks)
-        if self._files <= files and not any(t.delete_files for t in tasks):
-            todo, base = [t for t in tasks if t.file.file_path not in self._files], self._state.copy()
-        else:
-            todo, base = tasks, ProjectsState()
-        if todo:
-            try:
-                data = ArrowScan(tbl.metadata, tbl.io, tbl.schema(), AlwaysTrue()).to_table(todo)
-            except Exception as e:
-                raise StorageError(f"cannot read {tbl.name()}: {type(e).__name__}: {e}") from e
-            for row in data.sort_by("event_seq").to_pylist():
-                if row["event_seq"] > base.seq:
-                    t = row["event_time"]
-                    t_us = datetime_to_us(t.astimezone(timezone.utc)) if isinstance(t, datetime) else int(t)
-                    base.apply(row, t_us)
+        files, incremental, rows = new_event_rows(tbl, self._files)
+        base = self._state.copy() if incremental else ProjectsState()
+        for row in rows:
+            if row["event_seq"] > base.seq:
+                t = row["event_time"]
+                t_us = datetime_to_us(t.astimezone(timezone.utc)) if isinstance(t, datetime) else int(t)
+                base.apply(row, t_us)
         self._snapshot, self._files, self._state = snap.snapshot_id, files, base
         return base
 
@@ -150,14 +132,14 @@ class ProjectLedger:
                 raise
             except Exception as e:
                 unknown.append((batch, plan, rows))
-                raise _OutcomeUnknown(f"{type(e).__name__}: {e}") from e
+                raise OutcomeUnknown(f"{type(e).__name__}: {e}") from e
             self.stats["commits"] += 1
             return plan, rows
 
         with self._lock:
             plan, rows = retry_commit(attempt, what=f"lifecycle change to {self.store.identifier(EVENTS)}",
                                       deadline=self.deadline, max_delay=1.0,
-                                      retry_on=(CommitFailedException, _OutcomeUnknown), key=EVENTS,
+                                      retry_on=(CommitFailedException, OutcomeUnknown), key=EVENTS,
                                       hint="Nothing was changed unless 'lakeml projects show' shows it.")
         if plan.error is not None:
             raise plan.error

@@ -30,10 +30,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
 
 from lakeml.clock import Clock, datetime_to_us, now_us, us_to_datetime
-from lakeml.errors import StorageError
 from lakeml.registry.records import RegistryEvent, _Stored
 from lakeml.registry.state import ENTITY_TYPES, RegistryState
 from lakeml.storage.committer import BATCH_ID, WRITER, is_committed, rows_to_arrow
+from lakeml.storage.eventlog import OutcomeUnknown, new_event_rows
 from lakeml.storage.tables import append
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -158,9 +158,6 @@ class Ledger:
         return [e for e in evs if model_name is None or e.model_name == model_name]
 
     def _fold(self, tbl: "Table") -> _Fold:
-        from pyiceberg.expressions import AlwaysTrue
-        from pyiceberg.io.pyarrow import ArrowScan
-
         snap = tbl.current_snapshot()
         cache = self._fold_cache
         if snap is None:
@@ -168,26 +165,13 @@ class Ledger:
             return self._fold_cache
         if snap.snapshot_id == cache.snapshot_id:
             return cache
-        try:
-            tasks = list(tbl.scan().plan_files())
-        except Exception as e:
-            raise StorageError(f"cannot read {tbl.name()}: {type(e).__name__}: {e}") from e
-        files = frozenset(t.file.file_path for t in tasks)
-        if cache.files <= files and not any(t.delete_files for t in tasks):
-            todo = [t for t in tasks if t.file.file_path not in cache.files]
-            base = _Fold(None, cache.files, cache.state.copy(), list(cache.events))
-        else:  # rewritten or deleted files: fold from scratch
-            todo, base = tasks, _empty()
-        if todo:
-            try:
-                data = ArrowScan(tbl.metadata, tbl.io, tbl.schema(), AlwaysTrue()).to_table(todo)
-            except Exception as e:
-                raise StorageError(f"cannot read {tbl.name()}: {type(e).__name__}: {e}") from e
-            for row in data.sort_by("event_seq").to_pylist():
-                ev = _event(row)
-                if ev.event_seq > base.state.seq:
-                    base.state.apply(ev)
-                    base.events.append(ev)
+        files, incremental, rows = new_event_rows(tbl, cache.files)
+        base = _Fold(None, cache.files, cache.state.copy(), list(cache.events)) if incremental else _empty()
+        for row in rows:
+            ev = _event(row)
+            if ev.event_seq > base.state.seq:
+                base.state.apply(ev)
+                base.events.append(ev)
         self._fold_cache = _Fold(snap.snapshot_id, files, base.state, base.events)
         return self._fold_cache
 
@@ -297,10 +281,6 @@ class Ledger:
                             deadline=self.deadline, retry_on=(CommitFailedException,), base_delay=0.02,
                             max_delay=1.0, hint="The ledger has the change; the projection catches up on the "
                             "next registry change.")
-
-
-class OutcomeUnknown(Exception):
-    """An append failed in a way that leaves its outcome unknown (its batch id is looked up next)."""
 
 
 def applied_seq(tbl: "Table") -> int:
