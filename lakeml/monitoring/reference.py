@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lakeml.query.cache import ident, q
+
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
@@ -72,28 +74,20 @@ def split_columns(ref: Reference, seen: list[str]) -> tuple[list[str], list[str]
     return numeric, categorical
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def reference_sql(numeric: list[str], categorical: list[str], target: str | None, classifier: bool) -> tuple[str, str]:
     """SELECTs over ``training`` giving ``reference_num(feature, x)`` and ``reference_cat(feature, c)``
     (the target column as the feature ``__prediction__``). Names are bound as values, quoted as columns."""
-    num = [f"SELECT {_lit(c)} AS feature, CAST({_q(c)} AS DOUBLE) AS x FROM training" for c in numeric]
-    cat = [f"SELECT {_lit(c)} AS feature, CAST({_q(c)} AS VARCHAR) AS c FROM training" for c in categorical]
+    num = [f"SELECT {q(c)} AS feature, CAST({ident(c)} AS DOUBLE) AS x FROM training" for c in numeric]
+    cat = [f"SELECT {q(c)} AS feature, CAST({ident(c)} AS VARCHAR) AS c FROM training" for c in categorical]
     if target is not None:
         if classifier:  # classes as the text of their number, as current_cat writes predictions
-            cat.append(f"SELECT {_lit(PREDICTION)} AS feature, CAST(TRY_CAST({_q(target)} AS DOUBLE) AS VARCHAR) AS c "
+            cat.append(f"SELECT {q(PREDICTION)} AS feature, CAST(TRY_CAST({ident(target)} AS DOUBLE) AS VARCHAR) AS c "
                        "FROM training")
         else:
-            num.append(f"SELECT {_lit(PREDICTION)} AS feature, TRY_CAST({_q(target)} AS DOUBLE) AS x FROM training")
+            num.append(f"SELECT {q(PREDICTION)} AS feature, TRY_CAST({ident(target)} AS DOUBLE) AS x FROM training")
     empty_num = "SELECT NULL::VARCHAR AS feature, NULL::DOUBLE AS x WHERE false"
     empty_cat = "SELECT NULL::VARCHAR AS feature, NULL::VARCHAR AS c WHERE false"
     return " UNION ALL ".join(num) or empty_num, " UNION ALL ".join(cat) or empty_cat
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def is_classifier(con: Any, ref: Reference) -> bool:
@@ -105,7 +99,7 @@ def is_classifier(con: Any, ref: Reference) -> bool:
         t = ref.table.schema.field(ref.target).type
         if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)):
             return True
-        sql = f"SELECT count(DISTINCT {_q(ref.target)}), bool_and({_q(ref.target)} = round({_q(ref.target)})) FROM training"
+        sql = f"SELECT count(DISTINCT {ident(ref.target)}), bool_and({ident(ref.target)} = round({ident(ref.target)})) FROM training"
     else:
         sql = "SELECT count(DISTINCT prediction), bool_and(prediction = round(prediction)) FROM predictions"
     distinct, whole = con.execute(sql).fetchone()

@@ -37,7 +37,7 @@ from lakeml.errors import NotFoundError, StorageError
 from lakeml.query import guard, lockdown
 from lakeml.query.attach import INTERNAL, REST_ALIAS, SCHEMA, iceberg_sql, rest_attach_sql, s3_secret_sql
 from lakeml.query.binding import MATERIALIZED, UNCACHED, LakeTables, Session
-from lakeml.query.cache import ident
+from lakeml.query.cache import ident, q
 from lakeml.query.extensions import new_connection
 from lakeml.query.history import MetricHistory, _fetch
 from lakeml.query.locations import CatalogLocations, is_rest_catalog
@@ -369,7 +369,7 @@ def _literal(value: Any) -> str | None:
     if isinstance(value, float):
         return repr(value) + "::DOUBLE" if value == value and abs(value) != float("inf") else f"'{value}'::DOUBLE"
     if isinstance(value, str) and "\x00" not in value:
-        return "'" + value.replace("'", "''") + "'"
+        return q(value)
     if isinstance(value, (list, tuple)) and value:
         items = [_literal(v) for v in value]
         return None if None in items else "[" + ", ".join(items) + "]"
