@@ -150,3 +150,40 @@ def test_s3_keys_are_parsed_once_for_pyarrow_and_duckdb(props, endpoint, scheme,
     assert (f"ENDPOINT '{endpoint}'" in sql) is (endpoint is not None)
     assert ("KEY_ID 'k'" in sql) is ("s3.access-key-id" in props)
     assert s3_secret_sql({"uri": "sqlite:///x"}) is None
+
+
+def test_single_partition_fast_path_splits_like_pyiceberg():
+    """The wrapped _determine_partitions gives pyiceberg's own partitions: one day -> the fast path,
+    two days or a null partition value -> pyiceberg's path."""
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.transforms import DayTransform
+    from pyiceberg.types import NestedField, StringType, TimestamptzType
+
+    import pyiceberg.io.pyarrow as pyarrow_io
+
+    compat.single_partition_fast_path()
+    compat.single_partition_fast_path()  # idempotent: still one wrapper
+    fast = pyarrow_io._determine_partitions
+    assert fast.lakeml_fast_path and not getattr(fast.__wrapped__, "lakeml_fast_path", False)
+    schema = Schema(NestedField(1, "ts", TimestamptzType(), required=False),
+                    NestedField(2, "v", StringType(), required=False))
+    spec = PartitionSpec(PartitionField(source_id=1, field_id=1000, transform=DayTransform(), name="ts_day"))
+    day = 1_700_000_000_000_000
+    arrow_schema = pa.schema([("ts", pa.timestamp("us", tz="UTC")), ("v", pa.string())])
+    cases = {
+        "one day": [day, day + 1, day + 3_600_000_000],
+        "two days": [day, day + 86_400_000_000, day + 1],
+        "a null": [day, None, day + 1],
+    }
+    for what, ts in cases.items():
+        tbl = pa.Table.from_batches([pa.record_batch([pa.array(ts[:2], pa.timestamp("us", tz="UTC")),
+                                                      pa.array(["a", "b"])], schema=arrow_schema),
+                                     pa.record_batch([pa.array(ts[2:], pa.timestamp("us", tz="UTC")),
+                                                      pa.array(["c"])], schema=arrow_schema)])
+        want = list(fast.__wrapped__(spec, schema, tbl))
+        got = list(fast(spec, schema, tbl))
+        assert [p.partition_key.partition for p in got] == [p.partition_key.partition for p in want], what
+        assert [p.arrow_table_partition.to_pylist() for p in got] == \
+            [p.arrow_table_partition.to_pylist() for p in want], what
+    assert len(list(fast(spec, schema, tbl))) == 2  # the null case: two partitions

@@ -349,3 +349,38 @@ def test_prediction_logger_api(file_lake):
         ("one", 0, '{"a": 1}', 1.0, '"1"', 200, None, 2, "svc"),  # a numeric class label as a number
     ]
     assert pl.logged == 6 and pl.dropped == 0
+
+
+@pytest.mark.parametrize("outputs", [
+    [1, 0, 1], [0.25, float("nan"), float("inf")], [True, False, True], [1e-7, 1e300, -0.0]])
+def test_columnar_prediction_log_equals_the_row_path(file_lake, outputs):
+    """Requests handed over with their float input matrix and numeric output take the columnar path
+    (lakeml.serving.predframe); their rows must equal those of the generic per-row path."""
+    import numpy as np
+
+    from lakeml.serving.predlog import PredictionLogger
+    from lakeml.serving.protocol import Batch
+
+    x = np.array([[0.1, -2.5, 3.0], [1e-9, float("nan"), 7.0], [2.0, 0.5, -1.25]])
+    cols = ["a", "b c", 'd"q']
+    out = np.array(outputs)
+    pl = PredictionLogger(file_lake, model_name="m", model_version=4, model_uri="models:/m@a", service="svc")
+    pl.log("fast", Batch(cols, x.tolist()), out.tolist(), 2.5, 200, ts_us=1_700_000_000_000_000, inputs=x,
+           outputs=out)
+    pl.log("fast2", Batch(cols, x[:2].tolist()), out[:2].tolist(), 1.5, 200, ts_us=1_700_000_000_000_001,
+           inputs=x[:2], outputs=out[:2])
+    pl.log("rows", Batch(cols, x.tolist()), out.tolist(), 2.5, 200, ts_us=1_700_000_000_000_000)
+    pl.close()
+    got = file_lake.sql("SELECT request_id, row_index, ts, model_name, model_version, model_uri, service, "
+                        "features, prediction, prediction_json, latency_ms, status, error FROM lakeml.predictions "
+                        "ORDER BY request_id, row_index").rows()
+    assert [(g[0], g[1]) for g in got] == [("fast", 0), ("fast", 1), ("fast", 2), ("fast2", 0), ("fast2", 1),
+                                            ("rows", 0), ("rows", 1), ("rows", 2)]
+    fast, rows = got[:3], got[5:]
+    for f, r in zip(fast, rows):
+        assert f[1:7] == r[1:7] and f[10:] == r[10:]
+        assert json.loads(f[7]) == json.loads(r[7])  # valid JSON both ways: NaN is null
+        assert f[8] == r[8] or (f[8] is None and r[8] is None)
+        assert json.loads(f[9]) == json.loads(r[9])
+    assert json.loads(fast[1][7]) == {"a": 1e-9, "b c": None, 'd"q': 7.0}
+    assert [g[4] for g in got[3:5]] == [4, 4] and got[4][1] == 1

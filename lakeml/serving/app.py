@@ -222,7 +222,7 @@ def create_app(service: Service) -> Any:
         rid = request.scope["state"]["request_id"]
         model = service.served.current  # this request scores with this model, whatever swaps meanwhile
         body = await request.body()
-        batch = None
+        batch = x = out = None
         status, error, preds = 200, None, None
         try:
             batch = protocol.validate(protocol.parse(body, request.headers.get("content-type")), model.signature,
@@ -245,7 +245,7 @@ def create_app(service: Service) -> Any:
         metrics.observe(status, elapsed, len(batch) if batch is not None else 0)
         if service.logger is not None:
             service.logger.log(rid, batch, preds, elapsed * 1000.0, status, error, ts_us=ts_us,
-                               model_version=model.version)
+                               model_version=model.version, inputs=x, outputs=out)
         return Response(content, status_code=status, media_type="application/json",
                         headers={"X-Model-Version": str(model.version or "")})
 

@@ -22,7 +22,7 @@ TABLE = "predictions"
 MAX_PENDING_ROWS = 1_000_000
 _INF = float("inf")
 NCOLS = 13  # columns of the predictions contract
-BATCH_WAIT = 0.05  # seconds the logging thread lets requests gather before it converts them
+BATCH_WAIT = 0.2  # seconds the logging thread lets requests gather before it converts them
 
 
 def _now_us() -> int:
@@ -84,6 +84,8 @@ class PredictionLogger:
         self._idle = threading.Condition()
         self._closed = False
         self._stop = threading.Event()  # set by close(): no more gathering pauses
+        import polars  # noqa: F401 - imported here, not first in the logging thread while requests import it too
+
         self._thread = threading.Thread(target=self._loop, name="lakeml-predlog", daemon=True)
         self._thread.start()
 
@@ -93,13 +95,15 @@ class PredictionLogger:
 
     def log(self, request_id: str, rows_features: Sequence[dict] | Any | None, predictions: Sequence[Any] | None,
             latency_ms: float, status: int, error: str | None = None, *, ts_us: int | None = None,
-            model_version: int | None = None) -> None:
+            model_version: int | None = None, inputs: Any = None, outputs: Any = None) -> None:
         """Queue one request's rows: one row per input row, or one row with row_index -1 when it failed
         (``error`` set, or no predictions). Returns at once; the rows reach Iceberg with the next commit.
 
         ``rows_features``: one dict per input row, or a :class:`lakeml.serving.protocol.Batch` (its rows
         are turned into JSON in the logging thread, reusing the request's own text when it can).
-        ``model_version``: the version that scored these rows, when it is not the logger's current one."""
+        ``model_version``: the version that scored these rows, when it is not the logger's current one.
+        ``inputs``/``outputs``: what the model took and returned (a float matrix and a 1-D numeric array
+        take the columnar path of :mod:`lakeml.serving.predframe`)."""
         n = max(len(rows_features or ()), 1)
         if self._closed:
             raise RuntimeError("PredictionLogger.log() after close()")
@@ -113,7 +117,7 @@ class PredictionLogger:
         self._queue.put((request_id, rows_features, predictions, latency_ms, status, error,
                          ts_us if ts_us is not None else _now_us(),
                          self.model_name, model_version if model_version is not None else self.model_version,
-                         self.model_uri))
+                         self.model_uri, inputs, outputs))
 
     def rows_of(self, item: tuple) -> list[tuple]:
         """The ``predictions`` row tuples of one queued request (contract column order)."""
@@ -124,7 +128,7 @@ class PredictionLogger:
     def extend_columns(self, item: tuple, cols: list[list]) -> int:
         """Append one queued request to the contract's columns; returns the rows added. The values shared
         by the request's rows are repeated by list multiplication, so a row costs little Python work."""
-        request_id, feats, preds, latency_ms, status, error, ts, name, version, uri = item
+        request_id, feats, preds, latency_ms, status, error, ts, name, version, uri = item[:10]
         lat = float(latency_ms) if latency_ms is not None else None
         if feats is not None and hasattr(feats, "features_json"):  # a protocol.Batch: JSON made here
             feats = feats.features_json()
@@ -163,9 +167,7 @@ class PredictionLogger:
     def _arrow(self, cols: list[list]) -> Any:
         import pyarrow as pa
 
-        if self._schema is None:
-            self._schema = self.store.contracts[TABLE].arrow_schema()
-        schema = self._schema
+        schema = self._arrow_schema()
         return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(cols, schema)], schema=schema)
 
     def _loop(self) -> None:
@@ -184,23 +186,54 @@ class PredictionLogger:
                     batch.append(nxt)
             except queue.Empty:
                 pass
-            cols: list[list] = [[] for _ in range(NCOLS)]
-            n = 0
-            for it in batch:
-                try:
-                    n += self.extend_columns(it, cols)
-                except Exception:  # noqa: BLE001 - a bad request must not stop the logger
-                    log.exception("lakeml serve: cannot log request %s", it[0])
-                    cols = [c[:n] for c in cols]  # drop that request's partial columns
-            if n:
-                try:
-                    self.buffer.add_arrow(self._arrow(cols))  # columnar: no per-row work in the committer
-                except Exception:  # noqa: BLE001 - e.g. a value Arrow cannot type: the row path quarantines it
-                    self.buffer.extend(list(zip(*cols)))
+            n = self._convert(batch)
             with self._idle:
                 self.logged += n
                 self._pending -= sum(max(len(it[1] or ()), 1) for it in batch)
                 self._idle.notify_all()
+
+    def _convert(self, batch: list[tuple]) -> int:
+        """Hand the rows of ``batch`` (queued requests) to the committer's buffer; returns the rows added."""
+        from lakeml.serving import predframe
+
+        fast, slow = [], []
+        for it in batch:
+            s = None
+            if it[10] is not None:
+                try:
+                    s = predframe.fast_scored(it, it[10], it[11])
+                except Exception:  # noqa: BLE001 - an odd input: the generic path logs it
+                    s = None
+            (fast.append(s) if s is not None else slow.append(it))
+        n = 0
+        if fast:
+            try:
+                tables = predframe.tables_of(fast, self._arrow_schema(), self.service)
+            except Exception:  # noqa: BLE001 - e.g. a library quirk: fall back to the generic path
+                log.exception("lakeml serve: columnar prediction log failed; using the row path")
+                tables, slow = [], [s.item for s in fast] + slow
+            for t in tables:
+                self.buffer.add_arrow(t)
+                n += t.num_rows
+        cols: list[list] = [[] for _ in range(NCOLS)]
+        m = 0
+        for it in slow:
+            try:
+                m += self.extend_columns(it, cols)
+            except Exception:  # noqa: BLE001 - a bad request must not stop the logger
+                log.exception("lakeml serve: cannot log request %s", it[0])
+                cols = [c[:m] for c in cols]  # drop that request's partial columns
+        if m:
+            try:
+                self.buffer.add_arrow(self._arrow(cols))  # columnar: no per-row work in the committer
+            except Exception:  # noqa: BLE001 - e.g. a value Arrow cannot type: the row path quarantines it
+                self.buffer.extend(list(zip(*cols)))
+        return n + m
+
+    def _arrow_schema(self) -> Any:
+        if self._schema is None:
+            self._schema = self.store.contracts[TABLE].arrow_schema()
+        return self._schema
 
     def drain(self, timeout: float | None = 30) -> None:
         """Wait until every queued request is in the committer's buffer (not yet committed)."""

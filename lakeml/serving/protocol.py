@@ -55,8 +55,14 @@ class Batch:
         fast = self._raw_rows()
         if fast is not None:
             return fast
-        dumps = json.dumps
-        return [dumps(r, default=str) for r in self.records()]
+        out = []
+        for r in self.records():
+            try:
+                out.append(json.dumps(r, default=str, allow_nan=False))
+            except ValueError:  # NaN or infinity: JSON has no such number, so null (as the columnar path writes)
+                out.append(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                                       for k, v in r.items()}, default=str))
+        return out
 
     def _raw_rows(self) -> list[str] | None:
         """The rows' own text from a body holding exactly one ``[[...], ...]`` list of numbers."""

@@ -66,6 +66,11 @@ PRIVATE: dict[str, Private] = {
     # writes Parquet data files for a table without committing them (compaction)
     "dataframe_to_data_files": Private("pyiceberg.io.pyarrow", "_dataframe_to_data_files",
                                        params=("table_metadata", "df", "io", "write_uuid")),
+    # splits an append into partitions; wrapped with a one-partition fast path (single_partition_fast_path)
+    "determine_partitions": Private("pyiceberg.io.pyarrow", "_determine_partitions",
+                                    params=("spec", "schema", "arrow_table")),
+    "TablePartition": Private("pyiceberg.io.pyarrow", "_TablePartition",
+                              params=("partition_key", "arrow_table_partition")),
     # staged metadata without pyiceberg's deep copy (tables.CachedTransaction)
     "apply_table_update": Private("pyiceberg.table.update", "_apply_table_update"),
     "TableMetadataUpdateContext": Private("pyiceberg.table.update", "_TableMetadataUpdateContext",
@@ -117,6 +122,44 @@ def staged_updates(tx: Any) -> tuple:
 def transaction_table(tx: Any) -> Any:
     """The table a pyiceberg ``Transaction`` (or a snapshot producer's transaction) works on."""
     return tx._table
+
+
+def single_partition_fast_path() -> None:
+    """Wrap pyiceberg's ``_determine_partitions`` so an append whose rows all fall in one partition (a
+    commit of the last seconds of a day-partitioned log) skips its per-partition filter: the filter
+    copies every column (about 2 µs a row for the prediction log's JSON). Same partition key, same
+    files; other appends take pyiceberg's own path. Idempotent."""
+    import pyiceberg.io.pyarrow as pyarrow_io
+
+    original = load("determine_partitions")
+    if getattr(original, "lakeml_fast_path", False):
+        return
+    part_cls = load("TablePartition")
+
+    def determine_partitions(spec: Any, schema: Any, arrow_table: Any) -> Any:
+        import pyarrow.compute as pc
+        from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
+
+        values = []
+        for field in spec.fields:
+            name = schema.find_column_name(field.source_id)
+            if name is None or "." in name or arrow_table.num_rows == 0:
+                return original(spec, schema, arrow_table)
+            col = arrow_table.column(name)
+            if col.null_count:
+                return original(spec, schema, arrow_table)
+            part = field.transform.pyarrow_transform(schema.find_field(field.source_id).field_type)(col)
+            lo_hi = pc.min_max(part)
+            lo, hi = lo_hi["min"].as_py(), lo_hi["max"].as_py()
+            if lo != hi or lo is None:
+                return original(spec, schema, arrow_table)
+            values.append(PartitionFieldValue(field=field, value=lo))
+        key = PartitionKey(field_values=values, partition_spec=spec, schema=schema)
+        return [part_cls(partition_key=key, arrow_table_partition=arrow_table.combine_chunks())]
+
+    determine_partitions.lakeml_fast_path = True  # type: ignore[attr-defined]
+    determine_partitions.__wrapped__ = original  # type: ignore[attr-defined]
+    pyarrow_io._determine_partitions = determine_partitions
 
 
 def __getattr__(name: str) -> Any:

@@ -114,6 +114,8 @@ class TableStore:
 def append(tbl: "Table", data: Any, snapshot_properties: dict[str, str]) -> None:
     """``tbl.append(data)`` without pyiceberg 0.12's deep copy of the whole table metadata on every
     read of ``Transaction.table_metadata`` (about 20 per append, each costing O(snapshots))."""
+    if not tbl.spec().is_unpartitioned():
+        _fast_partitions()
     with _cached_transaction_class()(tbl) as tx:
         tx.lakeml_sort_order_id = sorted_order_id(tbl, data)  # recorded on the data files when sorted
         tx.append(data, snapshot_properties=snapshot_properties)
@@ -144,6 +146,13 @@ def with_sort_order(data_file: Any, order_id: int | None) -> Any:
     if order_id is not None:
         data_file[_sort_order_pos()] = order_id  # a Record: positions are its public setter
     return data_file
+
+
+@lru_cache(maxsize=1)
+def _fast_partitions() -> None:
+    from lakeml.storage._pyiceberg_compat import single_partition_fast_path
+
+    single_partition_fast_path()
 
 
 @lru_cache(maxsize=1)
