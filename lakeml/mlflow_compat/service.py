@@ -27,6 +27,9 @@ from lakeml.mlflow_compat import tags as T
 #: MLflow's id of the default experiment; lakeml's is derived from the name "Default"
 MLFLOW_DEFAULT_EXPERIMENT_ID = "0"
 
+#: Key of the raw HTTP body in a request dict (set by the server; not an MLflow field, so never sent by one).
+RAW_BODY = "\x00body"
+
 
 def field(req: Mapping[str, Any], name: str, *, required: bool = True, default: Any = None) -> Any:
     """``req[name]``; InvalidInputError naming the field when a required one is missing or empty."""
@@ -467,10 +470,14 @@ def order_experiments(exps: list, order_by: Iterable[str]) -> list:
 def batch_key(run_id: str, req: Mapping[str, Any]) -> str:
     """An idempotency key for an MLflow log-batch (its protocol has none): a digest of the run and the
     points. A batch re-sent after a lost acknowledgement (a server killed mid-request) is then stored
-    once, as MLflow's own stores keep one row per (run, key, timestamp, step, value)."""
+    once, as MLflow's own stores keep one row per (run, key, timestamp, step, value). Over HTTP the
+    digest is of the raw body (a client re-sends the same bytes), which costs no JSON encoding."""
     import hashlib
     import json
 
+    raw = req.get(RAW_BODY)
+    if isinstance(raw, (bytes, bytearray)) and raw:
+        return "mlflow-" + hashlib.sha256(run_id.encode() + b"\0" + bytes(raw)).hexdigest()[:40]
     blob = json.dumps([run_id, req.get("metrics"), req.get("params"), req.get("tags")], sort_keys=True,
                       separators=(",", ":"), default=str)
     return "mlflow-" + hashlib.sha256(blob.encode()).hexdigest()[:40]
