@@ -124,6 +124,9 @@ def close_on_shutdown(app: Any, lake: Any, *, on_startup: Any = None) -> Any:
     async def lifespan(a: Any):
         try:
             async with inner(a) as state:
+                from lakeml.server.gcfreeze import freeze_at_startup
+
+                freeze_at_startup()  # short full collections from here on (see gcfreeze)
                 if on_startup is not None:
                     threading.Thread(target=on_startup, name="lakeml-server-startup", daemon=True).start()
                 yield state

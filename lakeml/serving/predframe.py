@@ -43,6 +43,13 @@ def fast_scored(item: tuple, inputs: Any, outputs: Any) -> Scored | None:
     return Scored(item, tuple(cols), inputs, outputs)
 
 
+def as_row_item(s: Scored) -> tuple:
+    """The generic path's queued item for ``s`` (its rows as dicts and its outputs as a list)."""
+    cols = list(s.columns)
+    feats = [dict(zip(cols, r)) for r in s.features.tolist()]
+    return s.item[:1] + (feats, s.outputs.tolist()) + s.item[3:]
+
+
 def table_of(scored: Sequence[Scored], schema: Any, service: str) -> Any:
     """The ``predictions`` Arrow table (``schema``: the contract's) of requests sharing columns and output kind."""
     import numpy as np

@@ -15,6 +15,8 @@ import threading
 import time
 from typing import Any, Sequence
 
+from lakeml.serving.predframe import Scored, as_row_item, fast_scored, tables_of
+
 log = logging.getLogger("lakeml.serving")
 
 TABLE = "predictions"
@@ -114,10 +116,18 @@ class PredictionLogger:
                             "(is the lake reachable?)", self.dropped, self.max_pending_rows)
             return
         self._pending += n
-        self._queue.put((request_id, rows_features, predictions, latency_ms, status, error,
-                         ts_us if ts_us is not None else _now_us(),
-                         self.model_name, model_version if model_version is not None else self.model_version,
-                         self.model_uri, inputs, outputs))
+        item = (request_id, rows_features, predictions, latency_ms, status, error,
+                ts_us if ts_us is not None else _now_us(),
+                self.model_name, model_version if model_version is not None else self.model_version, self.model_uri)
+        if inputs is not None:
+            try:
+                scored = fast_scored(item, inputs, outputs)
+            except Exception:  # noqa: BLE001 - an odd input: the generic path logs it
+                scored = None
+            if scored is not None:  # keep the two arrays, not the request's row lists (less for the GC to walk)
+                self._queue.put((n, scored._replace(item=item[:1] + (None, None) + item[3:])))
+                return
+        self._queue.put((n, item))
 
     def rows_of(self, item: tuple) -> list[tuple]:
         """The ``predictions`` row tuples of one queued request (contract column order)."""
@@ -175,7 +185,7 @@ class PredictionLogger:
             item = self._queue.get()
             if item is None:
                 break
-            batch = [item]
+            batch = [item]  # (rows, queued request) pairs
             self._stop.wait(BATCH_WAIT)  # let requests gather: one Arrow table for many (rows commit later anyway)
             try:  # take what else is waiting: one buffer append for many requests
                 while len(batch) < 5000:
@@ -189,29 +199,21 @@ class PredictionLogger:
             n = self._convert(batch)
             with self._idle:
                 self.logged += n
-                self._pending -= sum(max(len(it[1] or ()), 1) for it in batch)
+                self._pending -= sum(k for k, _ in batch)
                 self._idle.notify_all()
 
     def _convert(self, batch: list[tuple]) -> int:
-        """Hand the rows of ``batch`` (queued requests) to the committer's buffer; returns the rows added."""
-        from lakeml.serving import predframe
-
-        fast, slow = [], []
-        for it in batch:
-            s = None
-            if it[10] is not None:
-                try:
-                    s = predframe.fast_scored(it, it[10], it[11])
-                except Exception:  # noqa: BLE001 - an odd input: the generic path logs it
-                    s = None
-            (fast.append(s) if s is not None else slow.append(it))
+        """Hand the rows of ``batch`` (queued ``(rows, request)`` pairs) to the committer's buffer; returns the
+        rows added."""
+        fast = [it for _, it in batch if isinstance(it, Scored)]
+        slow = [it for _, it in batch if not isinstance(it, Scored)]
         n = 0
         if fast:
             try:
-                tables = predframe.tables_of(fast, self._arrow_schema(), self.service)
+                tables = tables_of(fast, self._arrow_schema(), self.service)
             except Exception:  # noqa: BLE001 - e.g. a library quirk: fall back to the generic path
                 log.exception("lakeml serve: columnar prediction log failed; using the row path")
-                tables, slow = [], [s.item for s in fast] + slow
+                tables, slow = [], [as_row_item(s) for s in fast] + slow
             for t in tables:
                 self.buffer.add_arrow(t)
                 n += t.num_rows
