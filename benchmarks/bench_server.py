@@ -36,6 +36,8 @@ from pathlib import Path
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # the benchmark retries itself, visibly
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_serving import group_cpu  # noqa: E402 - CPU seconds of a process group (the server's processes)
 BIN = Path(sys.executable).parent
 
 
@@ -143,24 +145,6 @@ def pct(values: list[float], q: float) -> float:
 
 
 # -- (a) -----------------------------------------------------------------------------------------
-def group_cpu(pgid: int) -> float:
-    """CPU seconds (user + system) used so far by the live processes of a process group (Linux /proc):
-    a server's own work per point, which the client's share of the two cores does not distort."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # pgrp
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
-
-
 def bench_log_batch(url: str, points: int, pgid: int | None = None) -> tuple[float, float, float]:
     """(points/s through one stock MlflowClient, server CPU µs per point incl. its commits, client CPU µs
     per point)."""
