@@ -150,14 +150,17 @@ def test_search_runs_filter_order_and_paging(client):
     assert "tmp" not in client.get_run(rid).data.tags
 
 
-def test_autolog_register_alias_and_load(server, client, monkeypatch):
+@pytest.fixture(scope="module")
+def autolog(server):
+    """A run logged by ``mlflow.sklearn.autolog()`` plus a dataset input: (run id, model, X, dataset)."""
     np = pytest.importorskip("numpy")
     pd = pytest.importorskip("pandas")
     pytest.importorskip("sklearn")
     from sklearn.linear_model import LinearRegression
 
     # MLflow infers pip requirements in a subprocess (~20 s here); after 1 s it falls back to its defaults
-    monkeypatch.setenv("MLFLOW_REQUIREMENTS_INFERENCE_TIMEOUT", "1")
+    old = os.environ.get("MLFLOW_REQUIREMENTS_INFERENCE_TIMEOUT")
+    os.environ["MLFLOW_REQUIREMENTS_INFERENCE_TIMEOUT"] = "1"
     X = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 7})
     y = 2 * X.a - X.b + 1
     mlflow.set_experiment("rest-autolog")
@@ -169,7 +172,15 @@ def test_autolog_register_alias_and_load(server, client, monkeypatch):
             mlflow.log_input(ds, context="training")
     finally:
         mlflow.sklearn.autolog(disable=True)
-    rid = run.info.run_id
+        if old is None:
+            os.environ.pop("MLFLOW_REQUIREMENTS_INFERENCE_TIMEOUT", None)
+        else:
+            os.environ["MLFLOW_REQUIREMENTS_INFERENCE_TIMEOUT"] = old
+    return run.info.run_id, model, X, ds
+
+
+def test_autolog_register_alias_and_load(server, client, autolog):
+    rid, model, X, ds = autolog
     r = client.get_run(rid)
     assert r.data.params["fit_intercept"] == "True" and r.data.metrics["training_score"] == pytest.approx(1.0)
     names = {d.dataset.name: d for d in r.inputs.dataset_inputs}
@@ -296,7 +307,7 @@ def test_interrupted_upload_leaves_nothing(server, client, fluent_run):
 
 
 # -- the tables: MLflow runs look like native runs, and the reverse ---------------------------------
-def test_tables_read_back_with_pyiceberg_and_native_runs_match(server, client, fluent_run):
+def test_tables_read_back_with_pyiceberg_and_native_runs_match(server, client, fluent_run, autolog):
     import lakeml
     from pyiceberg.catalog.sql import SqlCatalog
 
@@ -347,7 +358,7 @@ def test_tables_read_back_with_pyiceberg_and_native_runs_match(server, client, f
                          params=[run_id, native.run_id])
         assert sorted(views["value"].to_list()) == ["0.01", "0.01"]
         # lakeml loads the model MLflow logged, from the same files
-        assert lake.load_model(f"runs:/{_autolog_run(lake)}/model") is not None
+        assert lake.load_model(f"runs:/{autolog[0]}/model") is not None
     finally:
         lake.close()
     server.restart()
@@ -357,11 +368,6 @@ def test_tables_read_back_with_pyiceberg_and_native_runs_match(server, client, f
     assert r.data.params == {"lr": "0.01"} and r.data.metrics == {"loss": 0.5} and r.data.tags["team"] == "ml-core"
     found = client.search_runs([r.info.experiment_id], "attributes.run_name = 'native'")
     assert [x.info.run_id for x in found] == [native.run_id]
-
-
-def _autolog_run(lake) -> str:
-    df = lake.search_runs("rest-autolog", filter_string="attributes.run_name = 'auto'")
-    return df["run_id"][0]
 
 
 def test_tokens_and_scopes_on_mlflow_routes(tmp_path, monkeypatch):

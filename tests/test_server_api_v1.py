@@ -216,6 +216,7 @@ def test_search_filter_order_and_pages(http):
 # -- inputs ----------------------------------------------------------------------------------------
 def test_inputs(http):
     rid = new_run(http)
+    assert http.post("/api/v1/server/flush").status_code == 200  # lakeml.experiments exists once committed
     r = http.post(f"/api/v1/runs/{rid}/inputs", json={"table": "lakeml.experiments", "role": "train"})
     assert r.status_code == 201, r.text
     assert r.json()["table"].endswith("experiments") and r.json()["snapshot_id"]

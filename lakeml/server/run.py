@@ -53,7 +53,8 @@ def serve(settings: ServerSettings, *, catalog: str | None = None, warehouse: st
         from lakeml.server.app import create_app
 
         app = create_app(lake, settings, auth=auth)
-        closer = close_on_shutdown(app, lake, on_startup=lambda: (auth.refresh(), announce(lake, settings, auth)))
+        closer = close_on_shutdown(app, lake, on_startup=lambda: (auth.refresh(), announce(lake, settings, auth)),
+                                   commit_process=commit_process_args(catalog, warehouse, namespace, properties))
         config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                                 lifespan="on", access_log=False, timeout_graceful_shutdown=GRACE_SECONDS)
         uvicorn.Server(config).run()  # after a signal uvicorn re-raises it: the lake is closed by then
@@ -102,14 +103,36 @@ def app_from_config() -> Any:
     lake = connect(cfg.get("catalog"), warehouse=cfg.get("warehouse"), namespace=cfg.get("namespace"),
                    commit_interval=settings.commit_interval, **(cfg.get("properties") or {}))
     app = create_app(lake, settings)
-    close_on_shutdown(app, lake)
+    close_on_shutdown(app, lake, commit_process=commit_process_args(cfg.get("catalog"), cfg.get("warehouse"),
+                                                                    cfg.get("namespace"), cfg.get("properties") or {}))
     return app
 
 
-def close_on_shutdown(app: Any, lake: Any, *, on_startup: Any = None) -> Any:
+def commit_process_args(catalog: str | None, warehouse: Any, namespace: str | None,
+                        properties: dict[str, Any]) -> dict[str, Any] | None:
+    """How the commit process opens the same lake (see :mod:`lakeml.storage.commitproc`); None when
+    ``LAKEML_SERVER_COMMIT_PROCESS=0`` keeps the commits in the server process."""
+    if os.environ.get("LAKEML_SERVER_COMMIT_PROCESS", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    return {"catalog": catalog, "warehouse": None if warehouse is None else str(warehouse), "namespace": namespace,
+            "properties": {k: v for k, v in properties.items() if isinstance(v, (str, int, float, bool))}}
+
+
+def open_commit_store(catalog: str | None, warehouse: str | None, namespace: str | None,
+                      properties: dict[str, Any]) -> tuple[Any, Any]:
+    """In the commit process: the lake's table store and its automatic maintainer (no spool of its own)."""
+    from lakeml.client.lake import connect
+    from lakeml.storage.config import LAKEML_SPOOL_DIR
+
+    lake = connect(catalog, warehouse=warehouse, namespace=namespace, **{**properties, LAKEML_SPOOL_DIR: "off"})
+    return lake.store, getattr(lake.committer, "maintainer", None)
+
+
+def close_on_shutdown(app: Any, lake: Any, *, on_startup: Any = None, commit_process: dict | None = None) -> Any:
     """Close ``lake`` (commit what it holds) when the app's lifespan ends: after uvicorn has stopped
     accepting and finished the requests in flight. Returns the (idempotent) closing function.
-    ``on_startup``: run in a thread once the app has started."""
+    ``on_startup``: run in a thread once the app has started. ``commit_process``: the arguments of
+    :func:`open_commit_store`; the lake's appends then run in a child process (storage/commitproc.py)."""
     inner = app.router.lifespan_context
     lock = threading.Lock()
     done: list[bool] = []
@@ -118,7 +141,13 @@ def close_on_shutdown(app: Any, lake: Any, *, on_startup: Any = None) -> Any:
         with lock:
             if not done:
                 done.append(True)
-                lake.close()
+                try:
+                    lake.close()
+                finally:
+                    child = getattr(lake.committer, "appender", None)
+                    if child is not None:
+                        lake.committer.appender = None
+                        child.close()
 
     @contextlib.asynccontextmanager
     async def lifespan(a: Any):
@@ -127,6 +156,10 @@ def close_on_shutdown(app: Any, lake: Any, *, on_startup: Any = None) -> Any:
                 from lakeml.server.gcfreeze import freeze_at_startup
 
                 freeze_at_startup()  # short full collections from here on (see gcfreeze)
+                if commit_process is not None and getattr(lake, "committer", None) is not None:
+                    from lakeml.storage.commitproc import ChildAppender
+
+                    lake.committer.appender = ChildAppender("lakeml.server.run:open_commit_store", commit_process)
                 if on_startup is not None:
                     threading.Thread(target=on_startup, name="lakeml-server-startup", daemon=True).start()
                 yield state

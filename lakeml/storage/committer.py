@@ -205,6 +205,7 @@ class Committer:
         self.spool = spool
         self.sort = sort
         self.maintainer = maintainer
+        self.appender: Any = None  # a storage.commitproc.ChildAppender: appends in a child process
         self.stats = CommitStats()
         self.last_error: BaseException | None = None
         self.spool_error: BaseException | None = None  # the last failed spool write, until one succeeds
@@ -560,12 +561,25 @@ class Committer:
                 props[BATCH_IDS] = encode_ids(batch.ids)
             append(tbl, batch.data, props)
 
+        def attempt_in_child(n: int) -> None:  # the same, done by the commit process (storage/commitproc.py)
+            child = self.appender
+            if child is None or not child.usable():
+                return attempt(n)
+            batch.attempts += 1
+            props = {BATCH_ID: batch.batch_id, WRITER: self._writer}
+            if batch.parts:
+                props[BATCH_IDS] = encode_ids(batch.ids)
+            outcome["tbl"] = None
+            if child.append(batch.table, batch.data, props, first_uncertain or n > 0, batch.batch_id,
+                            batch.created_ms):
+                outcome["duplicate"] = True
+
         def on_retry(n: int, err: BaseException) -> None:
             self.stats.retries += 1
 
         ident = self.store.identifier(batch.table)
         try:
-            retry_commit(attempt, what=f"the commit of {batch.num_rows} rows to {ident}", key=f"commit to {ident}",
+            retry_commit(attempt if self.appender is None else attempt_in_child, what=f"the commit of {batch.num_rows} rows to {ident}", key=f"commit to {ident}",
                          deadline=deadline_s,
                          sleep=self._pause, on_retry=on_retry)
         except CommitError as e:
@@ -582,7 +596,7 @@ class Committer:
         if self.spool is not None:
             for part in [batch, *batch.parts]:
                 self.spool.mark_committed(part)
-        if self.maintainer is not None:
+        if self.maintainer is not None and outcome.get("tbl") is not None:  # the commit process maintains its own
             self.maintainer.note_commit(batch.table, outcome["tbl"])
 
     def _pause(self, seconds: float) -> None:
