@@ -21,6 +21,7 @@ from lakeml.server.settings import ServerSettings, is_loopback
 
 ENV_CONFIG = "LAKEML_SERVER_CONFIG"
 GRACE_SECONDS = 30
+COMMIT_PROCESS_DELAY = 3.0  # seconds after startup before the commit process starts (commits are in-process until then)
 
 
 def serve(settings: ServerSettings, *, catalog: str | None = None, warehouse: str | None = None,
@@ -137,7 +138,21 @@ def close_on_shutdown(app: Any, lake: Any, *, on_startup: Any = None, commit_pro
     lock = threading.Lock()
     done: list[bool] = []
 
+    stopping = threading.Event()
+
+    def child_later() -> None:
+        if stopping.wait(COMMIT_PROCESS_DELAY):
+            return
+        from lakeml.storage.commitproc import ChildAppender
+
+        with lock:
+            if not done:
+                lake.committer.appender = ChildAppender("lakeml.server.run:open_commit_store", commit_process)
+
+    start_child = threading.Thread(target=child_later, name="lakeml-commit-proc-start", daemon=True)
+
     def close() -> None:
+        stopping.set()
         with lock:
             if not done:
                 done.append(True)
@@ -153,13 +168,11 @@ def close_on_shutdown(app: Any, lake: Any, *, on_startup: Any = None, commit_pro
     async def lifespan(a: Any):
         try:
             async with inner(a) as state:
-                from lakeml.server.gcfreeze import freeze_at_startup
+                from lakeml.server.gcfreeze import freeze_later
 
-                freeze_at_startup()  # short full collections from here on (see gcfreeze)
+                freeze_later()  # short full collections from a few seconds on (see gcfreeze)
                 if commit_process is not None and getattr(lake, "committer", None) is not None:
-                    from lakeml.storage.commitproc import ChildAppender
-
-                    lake.committer.appender = ChildAppender("lakeml.server.run:open_commit_store", commit_process)
+                    start_child.start()  # after a delay: the child's imports must not slow the first requests
                 if on_startup is not None:
                     threading.Thread(target=on_startup, name="lakeml-server-startup", daemon=True).start()
                 yield state
