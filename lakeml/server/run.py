@@ -159,7 +159,7 @@ def close_on_shutdown(app: Any, lake: Any, *, on_startup: Any = None, commit_pro
                 try:
                     lake.close()
                 finally:
-                    child = getattr(lake.committer, "appender", None)
+                    child = lake.committer.appender
                     if child is not None:
                         lake.committer.appender = None
                         child.close()
@@ -171,7 +171,7 @@ def close_on_shutdown(app: Any, lake: Any, *, on_startup: Any = None, commit_pro
                 from lakeml.server.gcfreeze import freeze_later
 
                 freeze_later()  # short full collections from a few seconds on (see gcfreeze)
-                if commit_process is not None and getattr(lake, "committer", None) is not None:
+                if commit_process is not None:
                     start_child.start()  # after a delay: the child's imports must not slow the first requests
                 if on_startup is not None:
                     threading.Thread(target=on_startup, name="lakeml-server-startup", daemon=True).start()

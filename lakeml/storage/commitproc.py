@@ -20,6 +20,8 @@ import signal
 import threading
 from typing import Any
 
+from lakeml.storage.spool import ipc_bytes
+
 log = logging.getLogger("lakeml.commitproc")
 
 READY_TIMEOUT = 120.0  # seconds the child may take to import and open the catalog
@@ -72,12 +74,7 @@ class ChildAppender:
                created_ms: int) -> bool:
         """Append ``data`` to ``table`` in the child; True if an earlier attempt had landed (nothing appended).
         Raises what the child raised (a commit conflict is retried by the caller), or :class:`ChildGone`."""
-        import pyarrow as pa
-
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, data.schema) as w:
-            w.write_table(data)
-        payload = sink.getvalue()
+        payload = ipc_bytes(data)
         with self._lock:
             if self._dead:
                 raise ChildGone("the commit process is gone")
@@ -134,17 +131,16 @@ def _child_main(conn: Any, factory: str, kwargs: dict[str, Any]) -> None:
             return
         table, props, uncertain, batch_id, created_ms = msg
         try:
-            data = pa.ipc.open_stream(pa.py_buffer(conn.recv_bytes())).read_all()
+            raw = conn.recv_bytes()
+        except (EOFError, OSError):  # the parent is gone mid-message
+            return
+        try:
+            data = pa.ipc.open_stream(pa.py_buffer(raw)).read_all()
             tbl = store.table(table, refresh=True)
             if uncertain and batch_landed(tbl, Batch(table, data=data, batch_id=batch_id, created_ms=created_ms)):
                 conn.send(("ok", True))
                 continue
             append(tbl, data, props)
-        except (EOFError, OSError) as e:
-            if isinstance(e, EOFError):
-                return
-            conn.send(("error", _picklable(e)))
-            continue
         except Exception as e:  # noqa: BLE001 - handed to the parent's retry loop
             conn.send(("error", _picklable(e)))
             continue

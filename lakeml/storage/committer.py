@@ -549,37 +549,31 @@ class Committer:
         first_uncertain = batch.attempts > 0
         outcome: dict[str, Any] = {}
 
+        props = {BATCH_ID: batch.batch_id, WRITER: self._writer}
+        if batch.parts:
+            props[BATCH_IDS] = encode_ids(batch.ids)
+
         def attempt(n: int) -> None:
             batch.attempts += 1
             uncertain = first_uncertain or n > 0
+            child = self.appender
+            if child is not None and child.usable():  # the same, done by the commit process (storage/commitproc.py)
+                outcome["tbl"] = None
+                outcome["duplicate"] = child.append(batch.table, batch.data, props, uncertain, batch.batch_id,
+                                                    batch.created_ms)
+                return
             tbl = outcome["tbl"] = self.store.table(batch.table, refresh=uncertain)
             if uncertain and batch_landed(tbl, batch):
                 outcome["duplicate"] = True
                 return
-            props = {BATCH_ID: batch.batch_id, WRITER: self._writer}
-            if batch.parts:
-                props[BATCH_IDS] = encode_ids(batch.ids)
             append(tbl, batch.data, props)
-
-        def attempt_in_child(n: int) -> None:  # the same, done by the commit process (storage/commitproc.py)
-            child = self.appender
-            if child is None or not child.usable():
-                return attempt(n)
-            batch.attempts += 1
-            props = {BATCH_ID: batch.batch_id, WRITER: self._writer}
-            if batch.parts:
-                props[BATCH_IDS] = encode_ids(batch.ids)
-            outcome["tbl"] = None
-            if child.append(batch.table, batch.data, props, first_uncertain or n > 0, batch.batch_id,
-                            batch.created_ms):
-                outcome["duplicate"] = True
 
         def on_retry(n: int, err: BaseException) -> None:
             self.stats.retries += 1
 
         ident = self.store.identifier(batch.table)
         try:
-            retry_commit(attempt if self.appender is None else attempt_in_child, what=f"the commit of {batch.num_rows} rows to {ident}", key=f"commit to {ident}",
+            retry_commit(attempt, what=f"the commit of {batch.num_rows} rows to {ident}", key=f"commit to {ident}",
                          deadline=deadline_s,
                          sleep=self._pause, on_retry=on_retry)
         except CommitError as e:

@@ -100,6 +100,17 @@ class Segment:
 LZ4_OVER = 256 * 1024  # bytes of Arrow data above which a spool record is lz4-compressed
 
 
+def ipc_bytes(data: Any, compression: str | None = None) -> Any:
+    """``data`` (an Arrow table) as an Arrow IPC stream, in a pyarrow Buffer."""
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    opts = pa.ipc.IpcWriteOptions(compression=compression) if compression else None
+    with pa.ipc.new_stream(sink, data.schema, options=opts) as w:
+        w.write_table(data)
+    return sink.getvalue()
+
+
 def encode_record(batch: Any) -> bytes:
     """One log record for ``batch`` (a committer Batch: table, batch_id, created_ms, and either
     ``payload`` (marshalled rows) or ``data`` (an Arrow table))."""
@@ -109,14 +120,8 @@ def encode_record(batch: Any) -> bytes:
     if payload is not None:
         header["kind"] = "rows"
     else:
-        import pyarrow as pa
-
-        sink = pa.BufferOutputStream()
         # lz4 for large records (a prediction log's JSON features shrink ~4x: fewer bytes to copy and write)
-        opts = pa.ipc.IpcWriteOptions(compression="lz4") if batch.data.nbytes > LZ4_OVER else None
-        with pa.ipc.new_stream(sink, batch.data.schema, options=opts) as w:
-            w.write_table(batch.data)
-        payload = sink.getvalue().to_pybytes()
+        payload = ipc_bytes(batch.data, "lz4" if batch.data.nbytes > LZ4_OVER else None).to_pybytes()
         header["kind"] = "arrow"
     head = json.dumps(header, separators=(",", ":")).encode()
     crc = zlib.crc32(payload, zlib.crc32(head))
