@@ -244,7 +244,8 @@ def test_bad_inputs_get_mlflow_errors(server, client, fluent_run):
     with pytest.raises(MlflowException) as e:
         client.search_runs(["0"], "metrics.acc >>> 1")
     assert e.value.error_code == "INVALID_PARAMETER_VALUE"
-    with httpx.Client(base_url=server.url) as h:
+    # an unknown run id answers 404 once the replicas' grace has passed (app.unknown_run_grace)
+    with httpx.Client(base_url=server.url, timeout=60) as h:
         assert _err(h.get("/api/2.0/mlflow/no/such/endpoint")) == (404, "ENDPOINT_NOT_FOUND")
         assert _err(h.post("/api/2.0/mlflow/traces/search", json={})) == (404, "ENDPOINT_NOT_FOUND")
         assert _err(h.get("/api/3.0/mlflow/anything")) == (404, "ENDPOINT_NOT_FOUND")

@@ -29,6 +29,12 @@ ROUTERS: list[str] = [
 ]
 
 
+def unknown_run_grace(commit_interval: float) -> float:
+    """Seconds a request naming an unknown run waits for another replica's commit of it: that replica's
+    commit interval twice, plus 5 s for the commit itself on a loaded machine."""
+    return 2 * commit_interval + 5
+
+
 def create_app(lake: Any, settings: ServerSettings | None = None, *, auth: Any = None) -> FastAPI:
     """Build the app over one open lake. ``auth`` defaults to the token store of that lake."""
     settings = settings or ServerSettings()
@@ -36,7 +42,7 @@ def create_app(lake: Any, settings: ServerSettings | None = None, *, auth: Any =
                   openapi_url="/api/v1/openapi.json")
     app.state.lake = lake
     if getattr(lake, "tracking", None) is not None:  # replicas: a run made through another one appears
-        lake.tracking.unknown_run_grace = 2 * settings.commit_interval + 1  # once that one has committed it
+        lake.tracking.unknown_run_grace = unknown_run_grace(settings.commit_interval)  # once that one committed it
     app.state.settings = settings
     if auth is None:
         from lakeml.server.auth import TokenAuth
