@@ -71,7 +71,7 @@ def main() -> None:
                 feats["cat_a"], feats["cat_b"] = str(ca[i]), str(cb[i])
                 rid = f"w{w}-{i // 10}"
                 rows.append((rid, i % 10, start + w * 3_600_000_000 + i * step, "bench", version, "models:/bench/1",
-                             "bench", json.dumps(feats), float(pred[i]), str(pred[i]), 3.0, 200, None))
+                             "bench", json.dumps(feats), float(pred[i]), str(pred[i]), 3.0, 200, None, None, None))
                 if i % 2 == 0:
                     labels.append((rid, int(rng.integers(0, 2)), i % 10))
             buf.extend(rows)

@@ -86,11 +86,11 @@ def prediction_rows(model, name: str, version: int, f: dict, start_us: int, rows
         feat = {"x1": float(f["x1"][i]), "x2": float(f["x2"][i]), "x3": float(f["x3"][i]), "color": str(f["color"][i])}
         rows.append((rid, i % rows_per_request, start_us + i * step, name, version, f"models:/{name}/{version}",
                      "test-serve", json.dumps(feat), float(pred[i]), json.dumps(pred[i].item()),
-                     latency + (i // rows_per_request) % 17, 200, None))
+                     latency + (i // rows_per_request) % 17, 200, None, None, None))
         ids.append(rid)
     for j in range(failed):
         rows.append((f"{prefix}{start_us}-fail{j}", -1, start_us + (n + j) * step, name, version,
-                     f"models:/{name}/{version}", "test-serve", None, None, None, 1.0 + j, 400, "bad input"))
+                     f"models:/{name}/{version}", "test-serve", None, None, None, 1.0 + j, 400, "bad input", None, None))
     return rows, ids
 
 

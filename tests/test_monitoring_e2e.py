@@ -137,6 +137,9 @@ def test_served_model_drifts_on_two_shifted_features_alerts_fire_and_quality_dro
         assert last[("accuracy", None)] < first[("accuracy", None)] - 0.1  # the quality metric drops
         assert first[("labeled", None)] == first[("requests", None)] * 250  # every row got its label
         assert lake.sql("SELECT count(*) AS n FROM lakeml.predictions")["n"][0] == 10_000
+        # float inputs are logged typed (feature_values), so the drift above was computed from that form
+        assert lake.sql("SELECT count(*) AS n FROM lakeml.predictions WHERE feature_values IS NOT NULL "
+                        "AND features IS NULL")["n"][0] == 10_000
     finally:
         if proc is not None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -209,7 +209,8 @@ def test_every_row_is_logged_to_the_predictions_table(iris_server, seeded):
         ("log-ok", 0, 200), ("log-ok", 1, 200), ("log-ok", 2, 200), ("log-bad", -1, 400)]
     want = clf.predict(rows).tolist()
     for g, rec, p in zip(got, rows.to_dict(orient="records"), want):
-        assert json.loads(g["features"]) == rec
+        # float columns in: the features are typed (feature_names, feature_values), not JSON
+        assert g["features"] is None and dict(zip(json.loads(g["feature_names"]), g["feature_values"])) == rec
         assert g["prediction"] == p and json.loads(g["prediction_json"]) == p
         assert (g["model_name"], g["model_version"], g["model_uri"], g["service"]) == (
             "iris", 1, "models:/iris@champion", "iris-api")
@@ -319,6 +320,8 @@ def test_cli_serve_with_two_workers_commits_on_sigterm(seeded, tmp_path):
             for i in range(10):
                 r = c.post(url + "/invocations", json={"dataframe_records": rows}, headers={"X-Request-Id": f"cli-{i}"})
                 assert r.status_code == 200 and r.json() == {"predictions": clf.predict(X.iloc[:2]).tolist()}
+        # each worker appends through its own commit process (storage/commitproc.py)
+        assert len(commit_processes(proc.pid)) == 2
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         code = proc.wait(60)
@@ -326,6 +329,24 @@ def test_cli_serve_with_two_workers_commits_on_sigterm(seeded, tmp_path):
     assert code == 0, (tmp_path / "serve.log").read_text()[-3000:]
     got = lake.sql("SELECT count(*) FROM lakeml.predictions WHERE service = 'cli-api'").rows()
     assert got == [(20,)], (tmp_path / "serve.log").read_text()[-3000:]
+
+
+def commit_processes(pgid: int) -> list[int]:
+    """Pids of the commit processes in process group ``pgid``: multiprocessing children of a worker (the
+    workers are multiprocessing children of the group's leader)."""
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid or int(fields[1]) == pgid:
+                continue
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                if b"spawn_main" in f.read():
+                    out.append(int(d))
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 def test_prediction_logger_api(file_lake):
@@ -362,7 +383,7 @@ def test_columnar_prediction_log_equals_the_row_path(file_lake, outputs):
     from lakeml.serving.protocol import Batch
 
     x = np.array([[0.1, -2.5, 3.0], [1e-9, float("nan"), 7.0], [2.0, 0.5, -1.25]])
-    cols = ["a", "b c", 'd"q']
+    cols = ["a", "b/c~1", 'd"q']
     out = np.array(outputs)
     pl = PredictionLogger(file_lake, model_name="m", model_version=4, model_uri="models:/m@a", service="svc")
     pl.log("fast", Batch(cols, x.tolist()), out.tolist(), 2.5, 200, ts_us=1_700_000_000_000_000, inputs=x,
@@ -372,15 +393,55 @@ def test_columnar_prediction_log_equals_the_row_path(file_lake, outputs):
     pl.log("rows", Batch(cols, x.tolist()), out.tolist(), 2.5, 200, ts_us=1_700_000_000_000_000)
     pl.close()
     got = file_lake.sql("SELECT request_id, row_index, ts, model_name, model_version, model_uri, service, "
-                        "features, prediction, prediction_json, latency_ms, status, error FROM lakeml.predictions "
-                        "ORDER BY request_id, row_index").rows()
+                        "features, prediction, prediction_json, latency_ms, status, error, feature_names, "
+                        "feature_values FROM lakeml.predictions ORDER BY request_id, row_index").rows()
     assert [(g[0], g[1]) for g in got] == [("fast", 0), ("fast", 1), ("fast", 2), ("fast2", 0), ("fast2", 1),
                                             ("rows", 0), ("rows", 1), ("rows", 2)]
     fast, rows = got[:3], got[5:]
     for f, r in zip(fast, rows):
-        assert f[1:7] == r[1:7] and f[10:] == r[10:]
-        assert json.loads(f[7]) == json.loads(r[7])  # valid JSON both ways: NaN is null
+        assert f[1:7] == r[1:7] and f[10:13] == r[10:13]
         assert f[8] == r[8] or (f[8] is None and r[8] is None)
         assert json.loads(f[9]) == json.loads(r[9])
-    assert json.loads(fast[1][7]) == {"a": 1e-9, "b c": None, 'd"q': 7.0}
+        # the fast path types the features; the row path writes JSON (NaN as null)
+        assert f[7] is None and json.loads(f[13]) == cols and r[13] is None and r[14] is None
+        assert dict(zip(cols, f[14])) == json.loads(r[7])
+    assert fast[1][14] == [1e-9, None, 7.0]
+    # both forms read alike through the long-form view
+    long = file_lake.sql("SELECT request_id, row_index, feature, value, text FROM lakeml.prediction_features "
+                         "WHERE request_id IN ('fast', 'rows') ORDER BY row_index, feature, request_id").rows()
+    assert len(long) == 18
+    for f, r in zip(long[0::2], long[1::2]):
+        assert (f[0], r[0]) == ("fast", "rows") and f[1:4] == r[1:4]
+    assert {(g[1], g[2]): g[3] for g in long} == {(i, c): (None if np.isnan(x[i, j]) else x[i, j])
+                                                  for i in range(3) for j, c in enumerate(cols)}
     assert [g[4] for g in got[3:5]] == [4, 4] and got[4][1] == 1
+
+
+def test_logged_predictions_survive_a_kill_through_the_spool(tmp_path):
+    """Once drain() returns, the rows are in the local spool (the logging thread writes them there itself),
+    dictionary-encoded columns and all; a process killed then loses none: recovery commits each row once,
+    the columnar batches (each with its own dictionaries) and a row-path request together."""
+    wh = tmp_path / "wh"
+    code = f"""
+import os, numpy as np, lakeml
+from lakeml.serving.predlog import PredictionLogger
+from lakeml.serving.protocol import Batch
+lake = lakeml.connect(warehouse={str(wh)!r}, commit_interval=3600)
+pl = PredictionLogger(lake, model_name="m", model_version=1, model_uri="models:/m@a", service="svc")
+cols = ["a", "b"]
+for k in range(2):
+    for i in range(5):
+        x = np.array([[k, i], [i, -1.5]], dtype=float)
+        pl.log(f"r{{k}}-{{i}}", Batch(cols, x.tolist()), [0, 1], 1.0, 200, inputs=x, outputs=np.array([0, 1]))
+    pl.log(f"rows{{k}}", Batch(cols, [[1.0, 2.0]]), [1], 1.0, 200)
+    pl.drain()
+os._exit(0)  # killed: nothing was committed
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)),
+                   timeout=120)
+    with lakeml.connect(warehouse=wh) as lake:  # a read first recovers what dead processes left in the spool
+        got = lake.sql("SELECT request_id, row_index, feature_names, feature_values, features, service, model_uri "
+                       "FROM lakeml.predictions ORDER BY request_id, row_index").rows()
+    assert len(got) == 22 and len({(g[0], g[1]) for g in got}) == 22
+    assert got[0] == ("r0-0", 0, '["a", "b"]', [0.0, 0.0], None, "svc", "models:/m@a")
+    assert got[-1][:5] == ("rows1", 0, None, None, '{"a": 1.0, "b": 2.0}')

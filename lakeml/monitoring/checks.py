@@ -60,7 +60,9 @@ class WindowChecker:
         self.ref = ref
         seen = [r[0] for r in self.con.execute(
             "SELECT DISTINCT unnest(json_keys(features)) FROM predictions "
-            "WHERE row_index >= 0 AND json_valid(features) AND json_type(features) = 'OBJECT'").fetchall()]
+            "WHERE row_index >= 0 AND json_valid(features) AND json_type(features) = 'OBJECT' "
+            "UNION SELECT DISTINCT unnest(from_json(feature_names, '[\"VARCHAR\"]')) FROM predictions "
+            "WHERE row_index >= 0 AND feature_names IS NOT NULL").fetchall()]
         if ref.table is not None:
             self.con.register("training", ref.table)
         self.numeric, self.categorical = split_columns(ref, seen)

@@ -126,6 +126,9 @@ def open_commit_store(catalog: str | None, warehouse: str | None, namespace: str
     from lakeml.storage.config import LAKEML_SPOOL_DIR
 
     lake = connect(catalog, warehouse=warehouse, namespace=namespace, **{**properties, LAKEML_SPOOL_DIR: "off"})
+    lake.store.catalog  # noqa: B018 - open it (and import pyiceberg's writer) now, not during the first append
+    import pyiceberg.io.pyarrow  # noqa: F401
+
     return lake.store, getattr(lake.committer, "maintainer", None)
 
 

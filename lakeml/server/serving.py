@@ -25,12 +25,40 @@ def open_service(opts: ServeOptions, *, lake: Any = None, record: bool = True) -
         props = {"commit_interval": opts.commit_interval, **opts.properties}
         lake = connect(opts.catalog, warehouse=opts.warehouse, **props)
         on_close = lake.close
+        if opts.log_predictions:
+            on_close = commit_in_child(lake, opts)
     try:
         return Service(opts, lake=lake, record=record, on_close=on_close)
     except BaseException:
         if on_close is not None:
             on_close()
         raise
+
+
+def commit_in_child(lake: Any, opts: ServeOptions) -> Any:
+    """Hand the lake's Iceberg appends (the logged predictions) to a commit process, as ``lakeml server``
+    does (storage/commitproc.py): Parquet encoding and pyiceberg's commit then never compete with the
+    requests for this process's GIL. Returns the closing function (the lake, then the child).
+    ``LAKEML_SERVE_COMMIT_PROCESS=0`` keeps the commits in-process."""
+    from lakeml.server.run import commit_process_args
+
+    if os.environ.get("LAKEML_SERVE_COMMIT_PROCESS", "1").strip().lower() in ("0", "false", "no", "off"):
+        return lake.close
+    args = commit_process_args(opts.catalog, opts.warehouse, None, dict(opts.properties))
+    if args is None:
+        return lake.close
+    from lakeml.storage.commitproc import ChildAppender
+
+    lake.committer.appender = child = ChildAppender("lakeml.server.run:open_commit_store", args)
+
+    def close() -> None:
+        try:
+            lake.close()
+        finally:
+            lake.committer.appender = None
+            child.close()
+
+    return close
 
 
 def build(opts: ServeOptions, *, lake: Any = None) -> Any:

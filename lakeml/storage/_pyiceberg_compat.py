@@ -155,11 +155,32 @@ def single_partition_fast_path() -> None:
                 return original(spec, schema, arrow_table)
             values.append(PartitionFieldValue(field=field, value=lo))
         key = PartitionKey(field_values=values, partition_spec=spec, schema=schema)
-        return [part_cls(partition_key=key, arrow_table_partition=arrow_table.combine_chunks())]
+        return [part_cls(partition_key=key, arrow_table_partition=arrow_table)]  # chunks as they are: no copy
 
     determine_partitions.lakeml_fast_path = True  # type: ignore[attr-defined]
     determine_partitions.__wrapped__ = original  # type: ignore[attr-defined]
     pyarrow_io._determine_partitions = determine_partitions
+
+
+class _DictionaryNotice:
+    """Drops pyiceberg's warning that a dictionary-encoded column "will be inferred as string on read":
+    lakeml appends them on purpose (the values a request repeats, see serving/predframe.py), to columns
+    the contract declares as string."""
+
+    def filter(self, record: Any) -> bool:
+        return not str(record.msg).startswith("Iceberg does not have a dictionary type")
+
+
+_NOTICE = _DictionaryNotice()
+
+
+def quiet_dictionary_notice() -> None:
+    """Install :class:`_DictionaryNotice` on pyiceberg's logger (idempotent)."""
+    import logging
+
+    logger = logging.getLogger("pyiceberg.io.pyarrow")
+    if _NOTICE not in logger.filters:
+        logger.addFilter(_NOTICE)
 
 
 def __getattr__(name: str) -> Any:

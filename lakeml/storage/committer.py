@@ -797,6 +797,9 @@ def rows_to_arrow(contract: Any, rows: list[tuple], *, sort: bool = True, chunks
         # One list comprehension per column: cheaper than zip(*rows), which builds huge GC-tracked tuples.
         arrays = [pa.array([r[i] for r in rows], fld.type) for i, fld in enumerate(schema)]
         parts.insert(0, pa.Table.from_arrays(arrays, schema=schema))
+    if len(parts) > 1 and any(not p.schema.equals(parts[0].schema) for p in parts[1:]):
+        # dictionary-encoded chunks (serving/predframe.py) beside plain ones: all in the contract's types
+        parts = [p if p.schema.equals(schema) else p.cast(schema) for p in parts]
     data = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
     if sort and contract.sort and data.num_rows > 1 and not is_sorted(data, contract.sort):
         data = data.sort_by([(c, "ascending") for c in contract.sort])

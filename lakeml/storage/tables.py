@@ -116,6 +116,10 @@ def append(tbl: "Table", data: Any, snapshot_properties: dict[str, str]) -> None
     read of ``Transaction.table_metadata`` (about 20 per append, each costing O(snapshots))."""
     if not tbl.spec().is_unpartitioned():
         _fast_partitions()
+    if any(isinstance(f.type, _dictionary_type()) for f in data.schema):
+        from lakeml.storage._pyiceberg_compat import quiet_dictionary_notice
+
+        quiet_dictionary_notice()
     with _cached_transaction_class()(tbl) as tx:
         tx.lakeml_sort_order_id = sorted_order_id(tbl, data)  # recorded on the data files when sorted
         tx.append(data, snapshot_properties=snapshot_properties)
@@ -149,6 +153,12 @@ def with_sort_order(data_file: Any, order_id: int | None) -> Any:
 
 
 @lru_cache(maxsize=1)
+def _dictionary_type() -> type:
+    import pyarrow as pa
+
+    return pa.DictionaryType
+
+
 def _fast_partitions() -> None:
     from lakeml.storage._pyiceberg_compat import single_partition_fast_path
 

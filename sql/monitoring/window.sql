@@ -3,19 +3,24 @@
 CREATE OR REPLACE TEMP TABLE current_rows AS
 SELECT * FROM predictions WHERE ts >= $start AND ts < $end;
 
+-- A row's features are typed (feature_values, in feature_names order) or a JSON object (features).
+CREATE OR REPLACE TEMP TABLE current_feat AS
+SELECT features, feature_values, from_json(feature_names, '["VARCHAR"]') AS names
+FROM current_rows WHERE row_index >= 0;
+
 CREATE OR REPLACE TEMP TABLE current_num AS
 SELECT f.feature,
-       TRY_CAST(json_extract_string(r.features, '$."' || f.feature || '"') AS DOUBLE) AS x
-FROM current_rows AS r, (SELECT unnest($numeric::VARCHAR[]) AS feature) AS f
-WHERE r.row_index >= 0
+       coalesce(r.feature_values[list_position(r.names, f.feature)],
+                TRY_CAST(json_extract_string(r.features, '/' || replace(replace(f.feature, '~', '~0'), '/', '~1')) AS DOUBLE)) AS x
+FROM current_feat AS r, (SELECT unnest($numeric::VARCHAR[]) AS feature) AS f
 UNION ALL
 SELECT '__prediction__', prediction FROM current_rows WHERE row_index >= 0;
 
 CREATE OR REPLACE TEMP TABLE current_cat AS
 SELECT f.feature,
-       json_extract_string(r.features, '$."' || f.feature || '"') AS c
-FROM current_rows AS r, (SELECT unnest($categorical::VARCHAR[]) AS feature) AS f
-WHERE r.row_index >= 0
+       coalesce(CAST(r.feature_values[list_position(r.names, f.feature)] AS VARCHAR),
+                json_extract_string(r.features, '/' || replace(replace(f.feature, '~', '~0'), '/', '~1'))) AS c
+FROM current_feat AS r, (SELECT unnest($categorical::VARCHAR[]) AS feature) AS f
 UNION ALL
 SELECT '__prediction__', CAST(prediction AS VARCHAR) FROM current_rows WHERE row_index >= 0;
 
