@@ -320,8 +320,8 @@ def test_cli_serve_with_two_workers_commits_on_sigterm(seeded, tmp_path):
             for i in range(10):
                 r = c.post(url + "/invocations", json={"dataframe_records": rows}, headers={"X-Request-Id": f"cli-{i}"})
                 assert r.status_code == 200 and r.json() == {"predictions": clf.predict(X.iloc[:2]).tolist()}
-        # each worker appends through its own commit process (storage/commitproc.py)
-        assert len(commit_processes(proc.pid)) == 2
+        # each worker logs its predictions through its own child process (serving/logproc.py)
+        assert len(log_processes(proc.pid)) == 2
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         code = proc.wait(60)
@@ -331,15 +331,15 @@ def test_cli_serve_with_two_workers_commits_on_sigterm(seeded, tmp_path):
     assert got == [(20,)], (tmp_path / "serve.log").read_text()[-3000:]
 
 
-def commit_processes(pgid: int) -> list[int]:
-    """Pids of the commit processes in process group ``pgid``: multiprocessing children of a worker (the
-    workers are multiprocessing children of the group's leader)."""
+def log_processes(pgid: int, *, workers: bool = True) -> list[int]:
+    """Pids of the prediction log processes in process group ``pgid``: multiprocessing children of a worker
+    (the workers are multiprocessing children of the group's leader), or of the leader (``workers=False``)."""
     out = []
     for d in os.listdir("/proc"):
         try:
             with open(f"/proc/{d}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid or int(fields[1]) == pgid:
+            if int(fields[2]) != pgid or (int(fields[1]) == pgid) == workers:
                 continue
             with open(f"/proc/{d}/cmdline", "rb") as f:
                 if b"spawn_main" in f.read():
@@ -445,3 +445,35 @@ os._exit(0)  # killed: nothing was committed
     assert len(got) == 22 and len({(g[0], g[1]) for g in got}) == 22
     assert got[0] == ("r0-0", 0, '["a", "b"]', [0.0, 0.0], None, "svc", "models:/m@a")
     assert got[-1][:5] == ("rows1", 0, None, None, '{"a": 1.0, "b": 2.0}')
+
+
+def test_a_killed_log_process_loses_no_prediction(seeded, tmp_path):
+    """kill -9 of the child that builds, spools and commits the rows: the batch it had not acknowledged is
+    logged in-process, what it had spooled is recovered from its spool; every row lands once."""
+    lake, clf, X, wh = seeded
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "lakeml", "models", "serve", "models:/iris@champion",
+                             "--port", str(port), "--warehouse", str(wh), "--service", "kill-api",
+                             "--commit-interval", "60"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    rows = X.iloc[:2].to_dict(orient="records")
+    try:
+        wait_for(url + "/health", proc=proc)
+        children = log_processes(proc.pid, workers=False)
+        assert len(children) == 1
+        with httpx.Client(timeout=30) as c:
+            for i in range(60):
+                if i == 40:
+                    os.kill(children[0], signal.SIGKILL)
+                r = c.post(url + "/invocations", json={"dataframe_records": rows}, headers={"X-Request-Id": f"k-{i}"})
+                assert r.status_code == 200
+                time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        code = proc.wait(60)
+        log.close()
+    assert code in (0, -signal.SIGTERM), (tmp_path / "serve.log").read_text()[-3000:]  # uvicorn re-raises it
+    got = lake.sql("SELECT count(*), count(DISTINCT (request_id, row_index)) FROM lakeml.predictions "
+                   "WHERE service = 'kill-api'").rows()
+    assert got == [(120, 120)], (tmp_path / "serve.log").read_text()[-3000:]

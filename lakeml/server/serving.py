@@ -17,48 +17,43 @@ from lakeml.serving.app import OPTIONS_ENV, ServeOptions, Service, create_app
 
 def open_service(opts: ServeOptions, *, lake: Any = None, record: bool = True) -> Service:
     """A :class:`Service` for ``opts``; opens (and on close, closes) the lake unless given one.
-    A packaged folder served without prediction logging needs no lake at all."""
+    A packaged folder served without prediction logging needs no lake at all. A service that opens its
+    lake and logs predictions logs them through a child process (:mod:`lakeml.serving.logproc`), unless
+    ``LAKEML_SERVE_LOG_PROCESS=0``."""
     on_close = None
+    proc = None
     if lake is None and (opts.folder is None or opts.log_predictions):
         from lakeml.client.lake import connect
 
         props = {"commit_interval": opts.commit_interval, **opts.properties}
         lake = connect(opts.catalog, warehouse=opts.warehouse, **props)
         on_close = lake.close
-        if opts.log_predictions:
-            on_close = commit_in_child(lake, opts)
+        if opts.log_predictions and os.environ.get("LAKEML_SERVE_LOG_PROCESS", "1").strip().lower() not in (
+                "0", "false", "no", "off"):
+            from lakeml.serving.logproc import LogProcess
+
+            proc = LogProcess("lakeml.server.serving:open_log_lake",
+                              {"catalog": opts.catalog, "warehouse": None if opts.warehouse is None else str(opts.warehouse),
+                               "properties": {k: v for k, v in props.items() if isinstance(v, (str, int, float, bool))}})
     try:
-        return Service(opts, lake=lake, record=record, on_close=on_close)
+        return Service(opts, lake=lake, record=record, on_close=on_close, log_process=proc)
     except BaseException:
+        if proc is not None:
+            proc.close()
         if on_close is not None:
             on_close()
         raise
 
 
-def commit_in_child(lake: Any, opts: ServeOptions) -> Any:
-    """Hand the lake's Iceberg appends (the logged predictions) to a commit process, as ``lakeml server``
-    does (storage/commitproc.py): Parquet encoding and pyiceberg's commit then never compete with the
-    requests for this process's GIL. Returns the closing function (the lake, then the child).
-    ``LAKEML_SERVE_COMMIT_PROCESS=0`` keeps the commits in-process."""
-    from lakeml.server.run import commit_process_args
+def open_log_lake(catalog: str | None, warehouse: str | None, properties: dict[str, Any]) -> Any:
+    """In the prediction log process: the same lake as the service's (its own spool and committer)."""
+    from lakeml.client.lake import connect
 
-    if os.environ.get("LAKEML_SERVE_COMMIT_PROCESS", "1").strip().lower() in ("0", "false", "no", "off"):
-        return lake.close
-    args = commit_process_args(opts.catalog, opts.warehouse, None, dict(opts.properties))
-    if args is None:
-        return lake.close
-    from lakeml.storage.commitproc import ChildAppender
+    lake = connect(catalog, warehouse=warehouse, **properties)
+    lake.store.table("predictions")  # open the catalog and the table now, not during the first batch
+    import pyiceberg.io.pyarrow  # noqa: F401
 
-    lake.committer.appender = child = ChildAppender("lakeml.server.run:open_commit_store", args)
-
-    def close() -> None:
-        try:
-            lake.close()
-        finally:
-            lake.committer.appender = None
-            child.close()
-
-    return close
+    return lake
 
 
 def build(opts: ServeOptions, *, lake: Any = None) -> Any:

@@ -59,7 +59,7 @@ class Service:
     """Everything one worker holds: the lake (if any), the served model, the logger and the metrics."""
 
     def __init__(self, opts: ServeOptions, *, lake: Any = None, record: bool = True,
-                 on_close: Any = None):
+                 on_close: Any = None, log_process: Any = None):
         from lakeml.serving.model import FolderSource, LakeSource, ServedModel
         from lakeml.serving.predlog import PredictionLogger
 
@@ -81,7 +81,8 @@ class Service:
         self.logger = None
         if opts.log_predictions:
             self.logger = PredictionLogger(self.lake, model_name=cur.name, model_version=cur.version,
-                                           model_uri=opts.model_uri or cur.model_uri, service=opts.service)
+                                           model_uri=opts.model_uri or cur.model_uri, service=opts.service,
+                                           process=log_process)
         self.metrics.model_version.set(cur.version or 0)
         if opts.follow_alias:
             self.served.follow(opts.poll_interval)

@@ -58,32 +58,56 @@ def as_row_item(s: Scored) -> tuple:
     return s.item[:1] + (feats, s.outputs.tolist()) + s.item[3:]
 
 
+class Gathered(NamedTuple):
+    """Requests sharing columns and output kind, as a few arrays (what the log process is sent)."""
+
+    items: list  # the queued items (request id, latency, status, ts, model name/version/uri)
+    columns: tuple[str, ...]
+    counts: Any  # numpy int64: rows of each request
+    features: Any  # numpy float64 (rows x columns), the requests' matrices one after another
+    outputs: Any  # numpy 1-D, the requests' outputs one after another
+
+
+def gather(scored: Sequence[Scored]) -> Gathered:
+    """The requests of ``scored`` (same columns and output kind) concatenated."""
+    import numpy as np
+
+    counts = np.fromiter((s.features.shape[0] for s in scored), dtype=np.int64, count=len(scored))
+    x = np.concatenate([s.features for s in scored]) if len(scored) > 1 else scored[0].features
+    out = np.concatenate([s.outputs for s in scored]) if len(scored) > 1 else scored[0].outputs
+    return Gathered([s.item for s in scored], scored[0].columns, counts, x, out)
+
+
 def table_of(scored: Sequence[Scored], schema: Any, service: str) -> Any:
     """The ``predictions`` Arrow table (``schema``: the contract's) of requests sharing columns and output kind."""
+    return table_of_gathered(gather(scored), schema, service)
+
+
+def table_of_gathered(g: Gathered, schema: Any, service: str) -> Any:
+    """The ``predictions`` Arrow table of gathered requests (see :func:`table_of`)."""
     import numpy as np
     import polars as pl
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    counts = np.fromiter((s.features.shape[0] for s in scored), dtype=np.int64, count=len(scored))
+    counts, items = g.counts, g.items
     total = int(counts.sum())
-    which = np.repeat(np.arange(len(scored)), counts)
+    which = np.repeat(np.arange(len(items)), counts)
     starts = np.cumsum(counts) - counts
-    items = [s.item for s in scored]
     per_request = {  # request_id, ts, model name/version/uri, latency, status: one value per request
         0: [it[0] for it in items], 2: [it[6] for it in items], 3: [it[7] for it in items],
         4: [it[8] for it in items], 5: [it[9] for it in items],
         10: [float(it[3]) if it[3] is not None else None for it in items], 11: [int(it[4]) for it in items],
     }
     take = pa.array(which.astype(np.int32))
-    x = np.concatenate([s.features for s in scored]) if len(scored) > 1 else scored[0].features
+    x = g.features
     ncols = x.shape[1]
     flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
     missing = ~np.isfinite(flat)
     values = pa.array(flat, pa.float64(), mask=missing if missing.any() else None)
     offsets = pa.array(np.arange(0, (total + 1) * ncols, ncols, dtype=np.int32))
     feature_values = pa.ListArray.from_arrays(offsets, values)
-    out = np.concatenate([s.outputs for s in scored]) if len(scored) > 1 else scored[0].outputs
+    out = g.outputs
     number = out.astype(np.float64)
     bad = ~np.isfinite(number)
     if out.dtype.kind == "b":
@@ -98,7 +122,7 @@ def table_of(scored: Sequence[Scored], schema: Any, service: str) -> Any:
     fields = list(schema)
     for i, field in enumerate(schema):
         if i in DICTIONARY:  # a request's value for each of its rows: indices into the request values
-            values = [service] if i == 6 else [json.dumps(list(scored[0].columns))] if i == 13 else per_request[i]
+            values = [service] if i == 6 else [json.dumps(list(g.columns))] if i == 13 else per_request[i]
             idx = take if len(values) > 1 else pa.array(np.zeros(total, np.int32))
             if None in values:  # a null value: null indices (the dictionary itself holds no null)
                 idx = pa.array(idx.to_numpy(), mask=np.array([v is None for v in values])[which])
@@ -121,9 +145,14 @@ def table_of(scored: Sequence[Scored], schema: Any, service: str) -> Any:
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata))
 
 
-def tables_of(scored: Sequence[Scored], schema: Any, service: str) -> list[Any]:
-    """One table per group of requests with the same columns and output kind (usually one)."""
+def gathered_of(scored: Sequence[Scored]) -> list[Gathered]:
+    """One :class:`Gathered` per group of requests with the same columns and output kind (usually one)."""
     groups: dict[tuple, list[Scored]] = {}
     for s in scored:
         groups.setdefault((s.columns, s.outputs.dtype.kind), []).append(s)
-    return [table_of(g, schema, service) for g in groups.values()]
+    return [gather(g) for g in groups.values()]
+
+
+def tables_of(scored: Sequence[Scored], schema: Any, service: str) -> list[Any]:
+    """One table per group of requests with the same columns and output kind (usually one)."""
+    return [table_of_gathered(g, schema, service) for g in gathered_of(scored)]

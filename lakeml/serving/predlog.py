@@ -15,7 +15,8 @@ import threading
 import time
 from typing import Any, Sequence
 
-from lakeml.serving.predframe import Scored, as_row_item, fast_scored, tables_of
+from lakeml.serving.logproc import LogProcessGone
+from lakeml.serving.predframe import Scored, as_row_item, fast_scored, gathered_of, table_of_gathered
 
 log = logging.getLogger("lakeml.serving")
 
@@ -70,11 +71,13 @@ class PredictionLogger:
 
     ``lake``: an open Lake (only ``lake.committer`` and the table contract in ``lake.store`` are used). ``model_name``/``model_version``/
     ``model_uri``/``service``: what every row records (``set_model`` changes the model after a reload).
+    ``process``: a :class:`lakeml.serving.logproc.LogProcess` that builds, spools and commits the rows of
+    float-matrix requests in a child process (the logger closes it); other rows go through ``lake``.
     """
 
     def __init__(self, lake: Any, *, model_name: str | None = None, model_version: int | None = None,
                  model_uri: str | None = None, service: str = "lakeml-serve",
-                 max_pending_rows: int = MAX_PENDING_ROWS):
+                 max_pending_rows: int = MAX_PENDING_ROWS, process: Any = None):
         self.committer = lake.committer
         self.store = lake.store
         self.buffer = lake.committer.buffer(TABLE)
@@ -82,6 +85,7 @@ class PredictionLogger:
         self.model_name, self.model_version, self.model_uri = model_name, model_version, model_uri
         self.service = service
         self.max_pending_rows = max_pending_rows
+        self.process = process  # a lakeml.serving.logproc.LogProcess: float-matrix requests are logged there
         self.logged = 0  # rows handed to the committer
         self.dropped = 0  # rows dropped because more than max_pending_rows were waiting
         self._pending = 0
@@ -220,8 +224,14 @@ class PredictionLogger:
         slow = [it for _, it in batch if not isinstance(it, Scored)]
         n = 0
         if fast:
+            tables: list[Any] = []
             try:
-                tables = tables_of(fast, self._arrow_schema(), self.service)
+                gathered = gathered_of(fast)
+                sent = self._to_process(gathered)
+                if sent is not None:
+                    n += sent
+                else:
+                    tables = [table_of_gathered(g, self._arrow_schema(), self.service) for g in gathered]
             except Exception:  # noqa: BLE001 - e.g. a library quirk: fall back to the generic path
                 log.exception("lakeml serve: columnar prediction log failed; using the row path")
                 tables, slow = [], [as_row_item(s) for s in fast] + slow
@@ -243,6 +253,17 @@ class PredictionLogger:
                 self.buffer.extend(list(zip(*cols)))
         return n + m
 
+    def _to_process(self, gathered: list[Any]) -> int | None:
+        """Rows the log process built and spooled, or None (no process, or it is not ready or gone)."""
+        proc = self.process
+        if proc is None or not proc.usable():
+            return None
+        try:
+            return proc.log(gathered, self.service)
+        except LogProcessGone as e:
+            log.warning("lakeml serve: %s; logging in-process from now on", e)
+            return None
+
     def _arrow_schema(self) -> Any:
         if self._schema is None:
             self._schema = self.store.contracts[TABLE].arrow_schema()
@@ -262,6 +283,11 @@ class PredictionLogger:
     def flush(self, timeout: float | None = 60) -> None:
         """Drain the queue and commit the rows to Iceberg (returns once they are readable)."""
         self.drain(timeout)
+        if self.process is not None and self.process.usable():
+            try:
+                self.process.flush()
+            except LogProcessGone:
+                pass
         self.committer.flush(timeout)
 
     def close(self, timeout: float | None = 60) -> None:
@@ -274,4 +300,6 @@ class PredictionLogger:
         self._closed = True
         self._queue.put(None)
         self._thread.join(5)
+        if self.process is not None:
+            self.process.close()  # the child commits what it holds
         self.committer.flush(timeout)
