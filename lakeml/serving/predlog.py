@@ -15,8 +15,8 @@ import threading
 import time
 from typing import Any, Sequence
 
-from lakeml.serving.logproc import LogProcessGone
 from lakeml.serving.predframe import Scored, as_row_item, fast_scored, gathered_of, table_of_gathered
+from lakeml.storage.childproc import ChildGone
 
 log = logging.getLogger("lakeml.serving")
 
@@ -260,7 +260,7 @@ class PredictionLogger:
             return None
         try:
             return proc.log(gathered, self.service)
-        except LogProcessGone as e:
+        except ChildGone as e:
             log.warning("lakeml serve: %s; logging in-process from now on", e)
             return None
 
@@ -286,7 +286,7 @@ class PredictionLogger:
         if self.process is not None and self.process.usable():
             try:
                 self.process.flush()
-            except LogProcessGone:
+            except ChildGone:
                 pass
         self.committer.flush(timeout)
 
